@@ -1,0 +1,30 @@
+# The two set-up commands (README): `make demo` and `make test`. Each installs what it needs.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MVSD := $(VENV)/bin/mvsd
+
+.PHONY: setup demo test test-all lint bench
+
+setup:
+	@bash scripts/setup.sh
+
+## Generate the built-in SimRooms dataset (shards + manifest) and print its statistics.
+demo: setup
+	$(MVSD) synth --out datasets/simrooms
+	$(MVSD) data stats datasets/simrooms
+
+## The default test suite (CPU-only, a few minutes).
+test: setup
+	$(PY) -m pytest -q
+
+## Everything, slow tests included.
+test-all: setup
+	$(PY) -m pytest -q -m "slow or not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check mvsd tests benchmarks flows
+
+bench: setup
+	$(PY) benchmarks/bench_synth.py
+	$(PY) benchmarks/bench_loader.py --dataset datasets/simrooms
+	$(PY) benchmarks/bench_shards.py

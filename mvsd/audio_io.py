@@ -1,0 +1,121 @@
+"""Reading, checking and encoding speech audio.
+
+Everything inside mvsd is float32, mono, at ``SAMPLE_RATE`` (16 kHz). Every source goes through
+:func:`load_audio` (any file soundfile reads) or :func:`prepare_audio` (an array already in memory),
+which downmix, resample and validate, raising :class:`~mvsd.errors.BadInput` with the file's name.
+"""
+
+from __future__ import annotations
+
+import io
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from mvsd.errors import BadInput
+
+SAMPLE_RATE = 16_000
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+MIN_SAMPLE_RATE = 4_000
+MAX_SAMPLE_RATE = 384_000
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray:
+    """Polyphase resampling along the last axis (exact rational ratio, Kaiser window)."""
+    if sr_in == sr_out:
+        return x
+    g = gcd(int(sr_in), int(sr_out))
+    return resample_poly(x, sr_out // g, sr_in // g, axis=-1).astype(np.float32)
+
+
+def prepare_audio(
+    x: np.ndarray, sr: int, name: str = "<array>", *, allow_silence: bool = True
+) -> np.ndarray:
+    """Downmix to mono, resample to 16 kHz and validate.
+
+    Args:
+        x: ``(T,)`` or ``(T, C)`` samples (soundfile's layout), any float or int dtype.
+        sr: sample rate of ``x`` in Hz.
+        name: what to call the input in errors (usually its path).
+    Returns:
+        ``(T',)`` float32 at 16 kHz.
+    """
+    if not (MIN_SAMPLE_RATE <= int(sr) <= MAX_SAMPLE_RATE):
+        raise BadInput(name, f"unsupported sample rate {sr} Hz (expected {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE})")
+    x = np.asarray(x)
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    elif x.ndim != 1:
+        raise BadInput(name, f"audio must be (samples,) or (samples, channels), got shape {x.shape}")
+    if np.issubdtype(x.dtype, np.integer):
+        x = x.astype(np.float32) / float(np.iinfo(x.dtype).max)
+    x = x.astype(np.float32, copy=False)
+    if x.size == 0:
+        raise BadInput(name, "zero-length audio")
+    if not np.isfinite(x).all():
+        raise BadInput(name, "audio contains NaN or Inf samples")
+    if not allow_silence and not np.any(x):
+        raise BadInput(name, "audio is all zeros")
+    return resample(x, int(sr), SAMPLE_RATE)
+
+
+def load_audio(path: str | Path, data: bytes | None = None) -> np.ndarray:
+    """Read an audio file (or its ``data`` bytes) as 16 kHz mono float32, or raise BadInput."""
+    src = io.BytesIO(data) if data is not None else str(path)
+    try:
+        x, sr = sf.read(src, dtype="float32", always_2d=False)
+    except Exception as e:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
+        raise BadInput(str(path), f"unreadable audio ({type(e).__name__}: {e})") from None
+    return prepare_audio(x, sr, str(path))
+
+
+def peak_normalize(x: np.ndarray, peak_db: float = -1.0) -> np.ndarray:
+    """Scale so that the absolute peak is ``peak_db`` dBFS; silence is returned unchanged."""
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak == 0.0:
+        return x
+    return (x * (10 ** (peak_db / 20) / peak)).astype(np.float32)
+
+
+def rms_normalize(x: np.ndarray, rms_db: float = -25.0, peak_db: float = -1.0) -> np.ndarray:
+    """Scale to an RMS of ``rms_db`` dBFS, then reduce if needed so the peak stays below ``peak_db``.
+
+    This is the one level convention of every dataset: clean and reverberant members of a sample
+    are *not* scaled independently by callers that need their relative level (see ``scale_pair``).
+    """
+    rms = float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) if x.size else 0.0
+    if rms == 0.0:
+        return x
+    y = x * (10 ** (rms_db / 20) / rms)
+    peak = float(np.max(np.abs(y)))
+    limit = 10 ** (peak_db / 20)
+    if peak > limit:
+        y = y * (limit / peak)
+    return y.astype(np.float32)
+
+
+def scale_pair(
+    clean: np.ndarray, reverb: np.ndarray, rms_db: float = -25.0, peak_db: float = -1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalise each of a (clean, reverberant) pair to the same target level.
+
+    Each is brought to ``rms_db`` RMS on its own (so a model sees speech at one level whatever the
+    room), clipped in gain so neither peak passes ``peak_db``.
+    """
+    return rms_normalize(clean, rms_db, peak_db), rms_normalize(reverb, rms_db, peak_db)
+
+
+def encode_flac(x: np.ndarray, sr: int = SAMPLE_RATE) -> bytes:
+    """16-bit FLAC bytes of a float signal in [-1, 1] (clipped). Deterministic for equal input."""
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(x, -1.0, 1.0), sr, format="FLAC", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def decode_flac(data: bytes) -> np.ndarray:
+    """Inverse of :func:`encode_flac`: float32 samples."""
+    x, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
+    return x

@@ -1,0 +1,259 @@
+"""Typed, frozen configuration built from ``params.yaml``.
+
+``params.yaml`` is the single source of every knob: each top-level section maps to one frozen
+dataclass below. Unknown keys, missing sections and values of the wrong type are errors that name
+the offending key and list the valid ones, never silently ignored.
+
+    params = load_params("params.yaml", overrides=["simrooms.train_samples=200"])
+    params.simrooms.clip_seconds  # 2.56
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mvsd.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    sample_rate: int = 16_000
+    rms_db: float = -25.0  # every clip is brought to this RMS level (dBFS) ...
+    peak_db: float = -1.0  # ... unless that would push its peak past this (dBFS)
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    width: int = 128
+    height: int = 96
+    fov_deg: float = 90.0
+    panorama: bool = False  # equirectangular 360° view instead of a perspective view
+    pano_width: int = 256
+    pano_height: int = 128
+
+
+@dataclass(frozen=True)
+class RirConfig:
+    ism_order: int = 3  # image-source order for the early part ...
+    ray_tracing: bool = True  # ... and ray tracing for the late tail (hybrid)
+    n_rays: int = 2000
+    receiver_radius: float = 0.5
+    max_seconds: float = 2.0  # RIRs are cut here (and faded out over the last 10 ms)
+    air_absorption: bool = True
+
+
+@dataclass(frozen=True)
+class RoomRanges:
+    """Uniform ranges [lo, hi] of the shoebox's dimensions in metres (small office to hall)."""
+
+    length: tuple[float, float] = (3.0, 24.0)
+    width: tuple[float, float] = (2.5, 18.0)
+    height: tuple[float, float] = (2.4, 9.0)
+    min_wall_distance: float = 0.5  # source and mic keep this far from every surface
+    min_source_distance: float = 1.0  # between source and mic
+
+
+@dataclass(frozen=True)
+class SimRoomsConfig:
+    seed: int = 1234
+    clip_seconds: float = 2.56
+    n_rooms_seen: int = 60  # rooms in train/val/test_seen
+    n_rooms_unseen: int = 15  # rooms only in test_unseen
+    views_per_room: int = 3  # (source, mic) placements per room, each its own RIR and image
+    n_speakers: int = 48
+    train_samples: int = 1600
+    val_samples: int = 150
+    test_seen_samples: int = 150
+    test_unseen_samples: int = 150
+    # How the train split divides between paired samples and the two unpaired pools.
+    pool_ratios: dict[str, float] = field(
+        default_factory=lambda: {"paired": 0.66, "clean_only": 0.17, "reverb_only": 0.17}
+    )
+    workers: int = 0  # processes; 0 = all cores
+    room: RoomRanges = field(default_factory=RoomRanges)
+    rir: RirConfig = field(default_factory=RirConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+
+
+@dataclass(frozen=True)
+class ShardsConfig:
+    samples_per_shard: int = 100
+    row_group_size: int = 4096  # manifest rows per Parquet row group
+    compression: str = "zstd"
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    # Fractions of an adapter's inputs that go to val/test when the source has no split of its own.
+    val_fraction: float = 0.05
+    test_fraction: float = 0.05
+    workers: int = 0  # processes; 0 = all cores
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    segment_seconds: float = 2.56
+    batch_size: int = 8
+    shuffle_buffer: int = 256
+    num_workers: int = 1
+    image_size: tuple[int, int] = (96, 128)  # (H, W) images are resized to
+
+
+@dataclass(frozen=True)
+class Params:
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    simrooms: SimRoomsConfig = field(default_factory=SimRoomsConfig)
+    shards: ShardsConfig = field(default_factory=ShardsConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    loader: LoaderConfig = field(default_factory=LoaderConfig)
+
+    def replace(self, **sections: Any) -> Params:
+        return dataclasses.replace(self, **sections)
+
+
+# -- building dataclasses from plain data, strictly -----------------------------------------------
+
+
+def build(cls: type, data: Any, where: str = "") -> Any:
+    """Build the frozen dataclass ``cls`` from a mapping, checking every key and type."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'params'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"{where or 'params'}: unknown key(s) {unknown}; valid keys: {', '.join(names)}"
+        )
+    values = {k: _coerce(hints[k], v, f"{where}.{k}".lstrip(".")) for k, v in data.items()}
+    try:
+        obj = cls(**values)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where or 'params'}: {e}") from None
+    return obj
+
+
+def _coerce(tp: Any, v: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, v, where)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if v is None and type(None) in args:
+            return None
+        return _coerce(next(a for a in args if a is not type(None)), v, where)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(v, (list, tuple)) or len(v) != len(args):
+            raise ConfigError(f"{where}: expected a list of {len(args)} values, got {v!r}")
+        return tuple(_coerce(a, x, f"{where}[{i}]") for i, (a, x) in enumerate(zip(args, v)))
+    if origin is dict:
+        kt, vt = typing.get_args(tp)
+        if not isinstance(v, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {v!r}")
+        return {_coerce(kt, k, where): _coerce(vt, x, f"{where}.{k}") for k, x in v.items()}
+    if tp is bool:
+        if not isinstance(v, bool):
+            raise ConfigError(f"{where}: expected true or false, got {v!r}")
+        return v
+    if tp is float and isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    if tp in (int, str) and isinstance(v, tp) and not isinstance(v, bool):
+        return v
+    raise ConfigError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {v!r}")
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain-data form of a config (tuples become lists), e.g. to store in a checkpoint."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``section.key=value`` strings (values parsed as YAML) to nested plain data."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        dotted, raw = item.split("=", 1)
+        keys = dotted.strip().split(".")
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {k} is not a section")
+        node[keys[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def default_params_path() -> Path:
+    """``$MVSD_PARAMS``, else ``params.yaml`` in the working directory."""
+    return Path(os.environ.get("MVSD_PARAMS", "params.yaml"))
+
+
+def load_params(path: str | Path | None = None, overrides: list[str] | None = None) -> Params:
+    """Read and validate ``params.yaml``; sections absent from the file take their defaults.
+
+    Args:
+        path: the params file; None means :func:`default_params_path` (defaults if it is absent).
+        overrides: ``section.key=value`` strings applied on top (``mvsd ... --set``).
+    """
+    explicit = path is not None
+    path = Path(path) if explicit else default_params_path()
+    data: dict = {}
+    if path.exists():
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    elif explicit:
+        raise ConfigError(f"{path}: no such params file")
+    data = apply_overrides(data, list(overrides or []))
+    try:
+        return validate(build(Params, data))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def validate(params: Params) -> Params:
+    """Cross-field checks that types alone cannot express."""
+    s = params.simrooms
+    ratios = s.pool_ratios
+    if set(ratios) != {"paired", "clean_only", "reverb_only"}:
+        raise ConfigError(
+            f"simrooms.pool_ratios must have exactly paired, clean_only, reverb_only; got {sorted(ratios)}"
+        )
+    if any(r < 0 for r in ratios.values()) or abs(sum(ratios.values()) - 1.0) > 1e-6:
+        raise ConfigError(f"simrooms.pool_ratios must be >= 0 and sum to 1; got {ratios}")
+    for name in ("length", "width", "height"):
+        lo, hi = getattr(s.room, name)
+        if not 0 < lo <= hi:
+            raise ConfigError(f"simrooms.room.{name} must satisfy 0 < lo <= hi; got {(lo, hi)}")
+    if s.room.height[0] <= 2 * s.room.min_wall_distance:
+        raise ConfigError("simrooms.room.height is too small for simrooms.room.min_wall_distance")
+    positive = {
+        "simrooms.clip_seconds": s.clip_seconds,
+        "simrooms.n_rooms_seen": s.n_rooms_seen,
+        "simrooms.n_rooms_unseen": s.n_rooms_unseen,
+        "simrooms.views_per_room": s.views_per_room,
+        "simrooms.n_speakers": s.n_speakers,
+        "shards.samples_per_shard": params.shards.samples_per_shard,
+        "loader.segment_seconds": params.loader.segment_seconds,
+        "loader.batch_size": params.loader.batch_size,
+    }
+    for k, v in positive.items():
+        if v <= 0:
+            raise ConfigError(f"{k} must be > 0; got {v}")
+    if params.audio.sample_rate != 16_000:
+        raise ConfigError("audio.sample_rate: only 16000 is supported")
+    return params

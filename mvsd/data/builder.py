@@ -1,0 +1,264 @@
+"""Building a dataset folder: work items -> shards + manifest, in parallel, resumable.
+
+Every producer (the SimRooms generator, each source adapter) reduces to the same shape: a
+deterministic list of :class:`ShardTask` (which shard, which work items) and a picklable function
+that turns one work item into a :class:`~mvsd.data.sample.Sample` or raises
+:class:`~mvsd.errors.BadInput`. This module runs the tasks on all cores, writes each shard
+atomically with a small part file beside it (rows + quarantined inputs), skips tasks whose part
+already exists (so a killed run resumes without duplicates or gaps) and finally consolidates the
+parts into ``manifest.parquet``, ``quarantine.parquet`` and ``dataset.json``.
+
+Layout of a dataset folder::
+
+    <dataset>/shards/<split>/<kind>-000000.tar
+    <dataset>/manifest.parquet      one row per sample
+    <dataset>/quarantine.parquet    one row per rejected input, with its reason
+    <dataset>/dataset.json          name, version, counts
+    <dataset>/.build/               part files (resume state)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from mvsd.config import ShardsConfig
+from mvsd.data.manifest import (
+    MANIFEST,
+    MANIFEST_SCHEMA,
+    QUARANTINE,
+    QUARANTINE_SCHEMA,
+    manifest_row,
+    member_column,
+    to_table,
+    write_table,
+)
+from mvsd.data.sample import MEMBERS, Sample, encode_sample, sha256
+from mvsd.data.shards import write_bytes_atomic, write_shard
+from mvsd.errors import BadInput
+from mvsd.progress import progress_bar
+
+BUILD_DIR = ".build"
+DATASET_JSON = "dataset.json"
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One shard to write: its path relative to the dataset folder and its work items."""
+
+    shard: str
+    items: tuple[Any, ...]
+
+    @property
+    def part_name(self) -> str:
+        return self.shard.replace("/", "__").removesuffix(".tar") + ".json"
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    dataset: Path
+    samples: int
+    quarantined: int
+    shards: int
+    resumed_shards: int
+    seconds: float
+    version: str
+
+    def line(self) -> str:
+        q = f", quarantined {self.quarantined} (see {self.dataset / QUARANTINE})" if self.quarantined else ", quarantined 0"
+        r = f", {self.resumed_shards} shard(s) already done" if self.resumed_shards else ""
+        return (
+            f"{self.dataset}: {self.samples} samples in {self.shards} shards{q}{r} "
+            f"in {self.seconds:.1f} s (version {self.version})"
+        )
+
+
+def resolve_workers(workers: int) -> int:
+    """0 means all cores."""
+    return workers if workers > 0 else (os.cpu_count() or 1)
+
+
+def plan_tasks(
+    groups: dict[tuple[str, str], list[Any]], samples_per_shard: int
+) -> list[ShardTask]:
+    """Cut each (split, kind) group of work items into shards of ``samples_per_shard``."""
+    tasks = []
+    for (split, kind), items in sorted(groups.items()):
+        for i in range(0, len(items), samples_per_shard):
+            shard = f"shards/{split}/{kind}-{i // samples_per_shard:06d}.tar"
+            tasks.append(ShardTask(shard, tuple(items[i : i + samples_per_shard])))
+    return tasks
+
+
+def run_task(task: ShardTask, make_sample: Callable[[Any], Sample], out: str) -> tuple[int, int]:
+    """Make, encode and write one shard and its part file. Returns (samples, quarantined)."""
+    rows, bad, encoded = [], [], []
+    for item in task.items:
+        try:
+            s = make_sample(item)
+            members = encode_sample(s)
+        except BadInput as e:
+            bad.append({"file": e.file, "reason": e.reason, "shard": task.shard})
+            continue
+        except Exception as e:  # one broken input must not stop the other 999
+            reason = f"unexpected {type(e).__name__}: {e} ({traceback.format_exc(limit=-1).strip()})"
+            bad.append({"file": str(item), "reason": reason, "shard": task.shard})
+            continue
+        checksums = {m: sha256(b) for m, b in members.items()}
+        rows.append(manifest_row(s, task.shard, members, checksums))
+        encoded.append((s.key, members))
+    if encoded:
+        write_shard(Path(out) / task.shard, encoded)
+    part = {"rows": rows, "quarantine": bad}
+    write_bytes_atomic(Path(out) / BUILD_DIR / task.part_name, json.dumps(part).encode())
+    return len(rows), len(bad)
+
+
+def parallel_map(
+    fn: Callable[..., Any], items: list[Any], workers: int, description: str, units: Callable[[Any], int] | None = None, total: int | None = None
+) -> Iterator[Any]:
+    """``fn(item)`` for each item on ``workers`` processes (inline for 1), with a progress bar.
+
+    Results come in completion order. ``units(result)`` says how much each result advances the
+    bar (default 1 per item) out of ``total``.
+    """
+    workers = resolve_workers(workers)
+    units = units or (lambda _: 1)
+    with progress_bar(description, total if total is not None else len(items)) as advance:
+        if workers == 1 or len(items) <= 1:
+            for item in items:
+                r = fn(item)
+                advance(units(r))
+                yield r
+            return
+        # spawn, not fork: a forked child of a process holding threads (Ray, torch) can deadlock.
+        with ProcessPoolExecutor(min(workers, len(items)), mp_context=get_context("spawn")) as ex:
+            pending = {ex.submit(fn, item) for item in items}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    r = fut.result()
+                    advance(units(r))
+                    yield r
+
+
+class _TaskRunner:
+    """Picklable closure: run_task with the producer's function and output folder bound."""
+
+    def __init__(self, make_sample: Callable[[Any], Sample], out: str):
+        self.make_sample, self.out = make_sample, out
+
+    def __call__(self, task: ShardTask) -> tuple[int, int]:
+        return run_task(task, self.make_sample, self.out)
+
+
+def _plan_digest(tasks: list[ShardTask], fingerprint: str) -> str:
+    h = hashlib.sha256(fingerprint.encode())
+    for t in tasks:
+        h.update(t.shard.encode())
+        h.update(repr(t.items).encode())
+    return h.hexdigest()
+
+
+def open_build(out: str | Path, tasks: list[ShardTask], fingerprint: str) -> None:
+    """Make ``out`` ready to build ``tasks``: kept as it is when it was started with the same
+    plan (a resumed run), emptied of every earlier output when the plan differs."""
+    out = Path(out)
+    digest = _plan_digest(tasks, fingerprint)
+    plan_file = out / BUILD_DIR / "plan.sha256"
+    if plan_file.exists() and plan_file.read_text() == digest:
+        return
+    for stale in (out / "shards", out / BUILD_DIR):
+        shutil.rmtree(stale, ignore_errors=True)
+    for f in (MANIFEST, QUARANTINE, DATASET_JSON):
+        (out / f).unlink(missing_ok=True)
+    write_bytes_atomic(plan_file, digest.encode())
+
+
+def build_dataset(
+    out: str | Path,
+    tasks: list[ShardTask],
+    make_sample: Callable[[Any], Sample],
+    *,
+    name: str,
+    shards: ShardsConfig,
+    workers: int = 0,
+    fingerprint: str = "",
+    description: str = "writing shards",
+) -> BuildSummary:
+    """Run ``tasks`` (skipping those already done) and consolidate the dataset folder.
+
+    ``fingerprint`` is any string that changes when the meaning of the work items changes (the
+    producer's params); with the task list it decides whether an existing folder can be resumed.
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    open_build(out, tasks, fingerprint)
+    is_done = [(out / BUILD_DIR / t.part_name).exists() for t in tasks]
+    todo = [t for t, d in zip(tasks, is_done) if not d]
+    runner = _TaskRunner(make_sample, str(out))
+    total = sum(len(t.items) for t in todo)
+    for _ in parallel_map(runner, todo, workers, description, units=sum, total=total):
+        pass
+    version = consolidate(out, tasks, name, shards)
+    rows = json.loads((out / DATASET_JSON).read_text())
+    return BuildSummary(
+        out, rows["samples"], rows["quarantined"], rows["shards"], sum(is_done), time.perf_counter() - t0, version
+    )
+
+
+def _read_parts(out: Path, tasks: list[ShardTask]) -> tuple[list[dict], list[dict]]:
+    rows, bad = [], []
+    for t in tasks:
+        part = json.loads((out / BUILD_DIR / t.part_name).read_text())
+        rows += part["rows"]
+        bad += part["quarantine"]
+    return rows, bad
+
+
+def dataset_version(rows: list[dict]) -> str:
+    """Content hash of a dataset: its keys and member checksums, in manifest order."""
+    h = hashlib.sha256()
+    for r in rows:
+        h.update(r["key"].encode())
+        for m in MEMBERS:
+            h.update((r[member_column(m)] or "-").encode())
+    return h.hexdigest()[:16]
+
+
+def consolidate(out: Path, tasks: list[ShardTask], name: str, shards: ShardsConfig) -> str:
+    """Merge part files into the manifest, quarantine table and dataset.json; return the version."""
+    rows, bad = _read_parts(out, tasks)
+    dupes = [k for k, n in Counter(r["key"] for r in rows).items() if n > 1]
+    if dupes:
+        raise RuntimeError(f"{out}: duplicate sample keys {dupes[:5]} (a producer bug)")
+    version = dataset_version(rows)
+    for r in rows:
+        r["dataset_version"] = version
+    source = rows[0]["source"] if rows else name
+    for b in bad:
+        b["source"] = source
+    write_table(to_table(rows, MANIFEST_SCHEMA), out / MANIFEST, shards.row_group_size, shards.compression)
+    write_table(to_table(bad, QUARANTINE_SCHEMA), out / QUARANTINE, shards.row_group_size, shards.compression)
+    counts = Counter(f"{r['split']}/{r['kind']}" for r in rows)
+    info = {
+        "name": name,
+        "version": version,
+        "samples": len(rows),
+        "quarantined": len(bad),
+        "shards": len({r["shard"] for r in rows}),
+        "counts": dict(sorted(counts.items())),
+    }
+    write_bytes_atomic(out / DATASET_JSON, (json.dumps(info, indent=2) + "\n").encode())
+    return version

@@ -1,0 +1,128 @@
+"""WebDataset shards: deterministic atomic writing and safe reading.
+
+A shard is a plain POSIX tar whose members are ``<key>.<member>`` (``abc.clean.flac``,
+``abc.json``...), grouped by key in order. We write tars ourselves rather than through
+``webdataset.TarWriter`` so that every header field is fixed (mtime 0, uid/gid 0, no user names):
+the same samples give a byte-identical shard, which keeps DVC hashes stable across reruns.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO
+
+from mvsd.errors import BadInput
+
+
+def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 0
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def atomic_path(path: Path) -> Path:
+    """The temporary sibling a file is written to before it is renamed into place."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def write_shard(path: str | Path, samples: Iterable[tuple[str, dict[str, bytes]]]) -> int:
+    """Write ``(key, {member: bytes})`` pairs to the tar ``path`` atomically; return bytes written.
+
+    Members of a sample are written in sorted name order. The file appears under its final name
+    only once complete (write to a temp file, fsync, rename), so a killed writer leaves no
+    half-shard that a reader could mistake for a whole one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = atomic_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            with tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+                for key, members in samples:
+                    for member in sorted(members):
+                        data = members[member]
+                        tar.addfile(_tarinfo(f"{key}.{member}", len(data)), io.BytesIO(data))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.stat().st_size
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write a small file atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = atomic_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def check_member_name(name: str, shard: str) -> tuple[str, str]:
+    """Split a member name into (key, member), refusing names that could leave their folder.
+
+    Keys never contain a path separator in our shards; a name with ``/``, ``\\``, ``..`` or an
+    absolute path is how a crafted tar escapes the folder it is extracted to.
+    """
+    if not name or name.startswith(("/", "\\")) or "/" in name or "\\" in name or ".." in name:
+        raise BadInput(shard, f"unsafe tar member name {name!r}")
+    key, dot, member = name.partition(".")
+    if not dot or not key or not member:
+        raise BadInput(shard, f"tar member {name!r} is not <key>.<member>")
+    return key, member
+
+
+def iter_shard(
+    source: str | Path | IO[bytes], name: str | None = None, on_bad=None
+) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Yield ``(key, {member: bytes})`` from a shard, members of one key grouped.
+
+    Args:
+        source: a path or an open binary stream (fsspec file, HTTP body...), read sequentially.
+        name: what to call the shard in errors (default: the path).
+        on_bad: called with a :class:`BadInput` for each unsafe or non-file member, which is
+            skipped; None raises instead.
+    """
+    name = name or str(source)
+    opened = open(source, "rb") if isinstance(source, (str, Path)) else source
+    key: str | None = None
+    members: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=opened, mode="r|*") as tar:
+            for info in tar:
+                try:
+                    if not info.isreg():
+                        raise BadInput(name, f"tar member {info.name!r} is not a regular file")
+                    k, member = check_member_name(info.name, name)
+                except BadInput as e:
+                    if on_bad is None:
+                        raise
+                    on_bad(e)
+                    continue
+                if k != key and key is not None:
+                    yield key, members
+                    members = {}
+                key = k
+                members[member] = tar.extractfile(info).read()
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise BadInput(name, f"corrupt or truncated shard ({type(e).__name__}: {e})") from None
+    finally:
+        if opened is not source:
+            opened.close()
+    if key is not None:
+        yield key, members

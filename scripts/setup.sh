@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Make a fresh machine ready: Debian packages, a virtual environment with every Python package.
+# Idempotent and quick when everything is already there. Used by `make demo` and `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3}
+
+need_apt=()
+command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "setup: installing Debian packages: ${need_apt[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "setup: creating $VENV"
+    "$PY" -m venv "$VENV"
+fi
+stamp="$VENV/.mvsd-setup"
+want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "setup: installing Python packages into $VENV (first time: a few minutes)"
+    # torch 2.14.1 + torchaudio 2.11.0 import and run on the CPU here (DESIGN.md, measured);
+    # pip takes them from this machine's local wheel store.
+    "$VENV/bin/pip" install -q "torch==2.14.1" "torchaudio==2.11.0"
+    "$VENV/bin/pip" install -q -e ".[dev]"
+    echo "$want" > "$stamp"
+fi
