@@ -120,8 +120,13 @@ def sample_view(rng: np.random.Generator, room: Room, view_id: str, ranges: Room
     raise ValueError(f"room {room.room_id} {room.dims} is too small to place source and mic apart")
 
 
-def simulate_rir(view: View, cfg: RirConfig) -> np.ndarray:
-    """Impulse response from source to mic, ``(L,)`` float32 at 16 kHz, at most ``cfg.max_seconds``."""
+def simulate_rir(view: View, cfg: RirConfig, seed: int = 0) -> np.ndarray:
+    """Impulse response from source to mic, ``(L,)`` float32 at 16 kHz, at most ``cfg.max_seconds``.
+
+    Ray tracing draws random rays: ``seed`` seeds pyroomacoustics' generators (numpy's and its
+    C++ one) so the same view and seed give the same RIR, bit for bit.
+    """
+    pra.random.seed(seed)
     room = view.room
     materials = {s: pra.Material(room.materials[s], MATERIALS[room.surfaces[s]][1]) for s in SURFACES}
     shoebox = pra.ShoeBox(
@@ -159,12 +164,27 @@ def measure_rt60(rir: np.ndarray, fs: int = SAMPLE_RATE, decay_db: float = 30.0)
     return float("nan")
 
 
-def measure_drr(rir: np.ndarray, fs: int = SAMPLE_RATE, window_ms: float = 2.5) -> float:
-    """Direct-to-reverberant ratio in dB: energy within ±``window_ms`` of the strongest (direct)
-    peak over the energy of everything after that window."""
-    n0 = int(np.argmax(np.abs(rir)))
+def direct_index(view: View, fs: int = SAMPLE_RATE) -> int:
+    """Sample index of the direct sound in :func:`simulate_rir`'s output: time of flight plus the
+    half-length of pyroomacoustics' fractional-delay filter."""
+    d = float(np.linalg.norm(np.subtract(view.mic, view.source)))
+    return round(d / pra.constants.get("c") * fs) + pra.constants.get("frac_delay_length") // 2
+
+
+def measure_drr(rir: np.ndarray, fs: int = SAMPLE_RATE, window_ms: float = 2.5, direct: int | None = None) -> float:
+    """Direct-to-reverberant ratio in dB: energy within ±``window_ms`` of the direct sound over the
+    energy of everything after that window.
+
+    ``direct`` is the direct sound's sample index when known (simulation); otherwise it is the
+    largest peak within 1 ms of the onset (the first sample within 20 dB of the maximum). Not the
+    global maximum: coincident reflections in a symmetric room can sum above the direct sound.
+    """
+    a = np.abs(rir)
+    if direct is None:
+        onset = int(np.argmax(a >= 0.1 * a.max()))
+        direct = onset + int(np.argmax(a[onset : onset + int(1e-3 * fs) + 1]))
     w = int(window_ms * 1e-3 * fs)
     e = rir.astype(np.float64) ** 2
-    direct = e[max(0, n0 - w) : n0 + w + 1].sum()
-    reverb = e[n0 + w + 1 :].sum()
-    return float(10 * np.log10(direct / max(reverb, 1e-20)))
+    energy_direct = e[max(0, direct - w) : direct + w + 1].sum()
+    energy_reverb = e[direct + w + 1 :].sum()
+    return float(10 * np.log10(max(energy_direct, 1e-20) / max(energy_reverb, 1e-20)))

@@ -1,0 +1,510 @@
+"""Fast, deterministic, pure-numpy ray-casting renderer for shoebox rooms.
+
+The images are the visual half of a simulated audio-visual dataset, so everything that
+shapes the room's acoustics must be visible in them: the room's size and shape, each
+surface's material and the sound source's position.
+
+Conventions
+-----------
+* World frame = pyroomacoustics ``ShoeBox``: x in [0, L], y in [0, W], z in [0, H], metres,
+  z up.
+* Surface names follow pyroomacoustics' materials dict.  Checked against
+  ``pyroomacoustics/room.py`` (``ShoeBox.__init__``: ``wall_names = ["west", "east", "south",
+  "north", "floor", "ceiling"]``, "W/E is for axis x, S/N for y-axis, F/C for z-axis", and the
+  module docs: west/east = small/large x, south/north = small/large y, floor/ceiling = small/large
+  z).  So: west x=0, east x=L, south y=0, north y=W, floor z=0, ceiling z=H.  Internally a face
+  index ``k = 2 * axis + (face is at the large coordinate)`` reproduces exactly that order.
+* Texture coordinates (u, v) are in metres on the surface: walls use u = horizontal coordinate
+  along the wall, v = height z; floor and ceiling use u = x, v = y.  Patterns are defined in
+  metres (brick courses, 0.5 m tiles, 0.6 m panels...), so their perspective reveals room scale.
+* Camera: at the microphone.  ``render_view`` is a pinhole camera looking at the source (yaw and
+  pitch from mic to source, no roll, up = +z, ``fov_deg`` is the horizontal field of view, square
+  pixels).  ``render_panorama`` is an equirectangular 360 x 180 degree image with the horizon as
+  the middle row, azimuth decreasing to the right (as seen from inside) and the source's azimuth
+  at the centre column.
+* The source is drawn as a magenta person-like figure: a head sphere (radius 0.12 m) centred on
+  the source position above a vertical capsule body (radius 0.18 m) standing on the floor.
+  Magenta is used by no material, so the figure can be found by colour.
+* Depth is the Euclidean distance in metres from the camera to the first hit (float32).
+* No randomness: all "noise" is an integer hash of texture-cell indices, so identical inputs
+  give byte-identical images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+MATERIAL_CLASSES: tuple[str, ...] = (
+    "plaster",
+    "brick",
+    "concrete",
+    "wood",
+    "glass",
+    "curtain",
+    "carpet",
+    "tile",
+    "marble",
+    "linoleum",
+    "acoustic_panel",
+    "acoustic_ceiling",
+)
+# pyroomacoustics ShoeBox.wall_names order; face index k <-> _SURFACES[k].
+_SURFACES: tuple[str, ...] = ("west", "east", "south", "north", "floor", "ceiling")
+# Texture axes (u, v) per face: walls use (along-wall, height), floor/ceiling use (x, y).
+_UV_AXES: tuple[tuple[int, int], ...] = ((1, 2), (1, 2), (0, 2), (0, 2), (0, 1), (0, 1))
+
+_HEAD_RADIUS = 0.12
+_BODY_RADIUS = 0.18
+_NECK_GAP = 0.04  # gap between body top and head, so the head reads as a separate sphere
+_SOURCE_RGB = np.array([1.0, 0.0, 1.0])
+_HEAD, _BODY, _SHOULDER = 6, 7, 8  # hit kinds after the six faces
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@dataclass(frozen=True)
+class _Scene:
+    dims: np.ndarray  # (3,) L, W, H
+    materials: tuple[str, ...]  # material class per face index
+    mic: np.ndarray  # (3,)
+    source: np.ndarray  # (3,)
+
+
+def _as_xyz(name: str, value: object) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        arr = np.full(0, np.nan)
+    if arr.shape != (3,) or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be three finite numbers (x, y, z), got {value!r}")
+    return arr
+
+
+def _check_surfaces(surfaces: object) -> tuple[str, ...]:
+    if not isinstance(surfaces, Mapping):
+        raise ValueError(
+            f"surfaces must be a dict surface-name -> material class, got {surfaces!r}"
+        )
+    unknown = [k for k in surfaces if k not in _SURFACES]
+    if unknown:
+        raise ValueError(f"unknown surface name(s) {unknown}; valid surfaces: {list(_SURFACES)}")
+    missing = [k for k in _SURFACES if k not in surfaces]
+    if missing:
+        # A silent default would put a material in the picture that the acoustics never saw.
+        raise ValueError(f"missing surface(s) {missing}; all of {list(_SURFACES)} are required")
+    bad = {k: v for k, v in surfaces.items() if v not in MATERIAL_CLASSES}
+    if bad:
+        raise ValueError(f"unknown material class(es) {bad}; valid: {list(MATERIAL_CLASSES)}")
+    return tuple(str(surfaces[k]) for k in _SURFACES)
+
+
+def _build_scene(dims: object, surfaces: object, mic: object, source: object) -> _Scene:
+    d = _as_xyz("dims", dims)
+    if np.any(d <= 0):
+        raise ValueError(f"dims must be positive (L, W, H) in metres, got {tuple(d)}")
+    materials = _check_surfaces(surfaces)
+    m, s = _as_xyz("mic", mic), _as_xyz("source", source)
+    for name, p in (("mic", m), ("source", s)):
+        # Strictly inside: a camera on a wall plane sees half the image at depth 0.
+        if np.any(p <= 0) or np.any(p >= d):
+            raise ValueError(
+                f"{name} position {tuple(p)} is outside the room; it must lie strictly inside "
+                f"(0, {d[0]}) x (0, {d[1]}) x (0, {d[2]})"
+            )
+    if np.linalg.norm(s - m) < 1e-6:
+        raise ValueError(
+            f"mic and source coincide at {tuple(m)}; the camera sits at the mic and looks at "
+            "the source, so they must be at different positions"
+        )
+    return _Scene(d, materials, m, s)
+
+
+def _check_image(width: object, height: object) -> None:
+    for name, n in (("width", width), ("height", height)):
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"{name} must be a positive integer, got {n!r}")
+
+
+# --------------------------------------------------------------------------- hash noise
+
+
+def _hash2(i: np.ndarray, j: np.ndarray, seed: int) -> np.ndarray:
+    """Deterministic value in [0, 1) per integer cell (i, j); uint32 wrap-around is intended."""
+    h = i.astype(np.int64).astype(np.uint32) * np.uint32(0x8DA6B343)
+    h ^= j.astype(np.int64).astype(np.uint32) * np.uint32(0xD8163841)
+    h ^= np.uint32((seed * 0x9E3779B1) & 0xFFFFFFFF)
+    h ^= h >> np.uint32(15)
+    h *= np.uint32(0x2C1B3C6D)
+    h ^= h >> np.uint32(12)
+    h *= np.uint32(0x297A2D39)
+    h ^= h >> np.uint32(15)
+    return h.astype(np.float64) * (1.0 / 4294967296.0)
+
+
+def _cells(u: np.ndarray, v: np.ndarray, cell: float, seed: int) -> np.ndarray:
+    """Blocky hash noise: one random value per cell x cell metre square."""
+    return _hash2(np.floor(u / cell), np.floor(v / cell), seed)
+
+
+def _value_noise(u: np.ndarray, v: np.ndarray, cell: float, seed: int) -> np.ndarray:
+    """Smooth noise in [0, 1]: hashed lattice values, smoothstep-interpolated."""
+    x, y = u / cell, v / cell
+    i, j = np.floor(x), np.floor(y)
+    fx, fy = x - i, y - j
+    sx, sy = fx * fx * (3 - 2 * fx), fy * fy * (3 - 2 * fy)
+    n00, n10 = _hash2(i, j, seed), _hash2(i + 1, j, seed)
+    n01, n11 = _hash2(i, j + 1, seed), _hash2(i + 1, j + 1, seed)
+    return (n00 + (n10 - n00) * sx) * (1 - sy) + (n01 + (n11 - n01) * sx) * sy
+
+
+# --------------------------------------------------------------------------- pattern helpers
+# ``fp`` is the pixel footprint on the surface in metres.  Pattern details are box-filtered over
+# it (lines, dots) or faded out (noise) so distant patterns average out instead of aliasing.
+
+
+def _fade(fp: np.ndarray, scale: float) -> np.ndarray:
+    return np.clip(scale / fp, 0.0, 1.0)
+
+
+def _band_cov(d: np.ndarray, half_width: float, fp: np.ndarray) -> np.ndarray:
+    """Fraction of a footprint centred at distance d from a band's centre that the band covers."""
+    hf = fp / 2
+    overlap = np.minimum(d + hf, half_width) - np.maximum(d - hf, -half_width)
+    return np.clip(overlap / fp, 0.0, 1.0)
+
+
+def _lines(x: np.ndarray, period: float, width: float, fp: np.ndarray) -> np.ndarray:
+    """Coverage of lines of `width` centred on multiples of `period`."""
+    d = np.abs(x - period * np.round(x / period))
+    return _band_cov(d, width / 2, np.minimum(fp, period))
+
+
+def _dots(u: np.ndarray, v: np.ndarray, period: float, radius: float, fp: np.ndarray):
+    """Coverage of dots of `radius` centred in every period x period cell."""
+    du = u - period * (np.floor(u / period) + 0.5)
+    dv = v - period * (np.floor(v / period) + 0.5)
+    fp = np.minimum(fp, period)
+    edge = np.clip((radius - np.hypot(du, dv)) / fp + 0.5, 0.0, 1.0)
+    return edge * np.clip((2 * radius / fp) ** 2, 0.0, 1.0)  # small dots fade to their area
+
+
+def _tint(base: np.ndarray, f: np.ndarray) -> np.ndarray:
+    return base[None, :] * f[:, None]
+
+
+def _mix(a: np.ndarray, b: tuple[float, float, float], w: np.ndarray) -> np.ndarray:
+    return a + (np.asarray(b)[None, :] - a) * w[:, None]
+
+
+# --------------------------------------------------------------------------- materials
+# Each texture maps (base colour, u, v, footprint) -> albedo (n, 3).
+
+
+def _tex_plaster(base, u, v, fp):
+    mottle = _value_noise(u, v, 0.35, 1) - 0.5
+    trowel = _value_noise(u * 0.5, v * 2.0, 0.12, 2) - 0.5  # elongated trowel marks
+    return _tint(base, 1 + 0.10 * mottle + 0.10 * trowel * _fade(fp, 0.06))
+
+
+def _tex_brick(base, u, v, fp):
+    course, length = 0.075, 0.225  # 0.065 x 0.215 m bricks + 10 mm mortar
+    row = np.floor(v / course)
+    us = u + 0.5 * length * (row % 2)  # running bond: every other course shifted half a brick
+    tint = 1 + (0.4 * _hash2(np.floor(us / length), row, 3) - 0.2) * _fade(fp, length)
+    mortar = np.maximum(_lines(v, course, 0.01, fp), _lines(us, length, 0.01, fp))
+    return _mix(_tint(base, tint), (0.78, 0.76, 0.70), mortar)
+
+
+def _tex_concrete(base, u, v, fp):
+    f = 0.9 + 0.2 * _value_noise(u, v, 0.5, 4)
+    f += 0.16 * (_cells(u, v, 0.015, 5) - 0.5) * _fade(fp, 0.015)
+    seams = np.maximum(_lines(u, 1.2, 0.01, fp), _lines(v, 0.6, 0.01, fp))  # formwork panels
+    ties = _dots(u, v, 0.6, 0.018, fp)  # form-tie holes, one per 0.6 m cell
+    return _tint(base, f * (1 - 0.35 * seams) * (1 - 0.7 * ties))
+
+
+def _tex_wood(base, u, v, fp):
+    plank, board = 0.14, 1.2
+    row = np.floor(v / plank)
+    us = u + board * _hash2(row, row, 6)  # staggered butt joints
+    tint = 1 + (0.4 * _hash2(np.floor(us / board), row, 7) - 0.2) * _fade(fp, plank)
+    # Grain runs along the plank: wavy stripes across v, wobbling slowly along u.
+    grain = np.sin(2 * np.pi * (v / 0.035 + 0.6 * _value_noise(us, row, 0.7, 8)))
+    f = tint * (1 + 0.12 * grain * _fade(fp, 0.01))
+    joints = np.maximum(_lines(v, plank, 0.008, fp), _lines(us, board, 0.008, fp))
+    return _mix(_tint(base, f), (0.20, 0.12, 0.05), joints)
+
+
+def _tex_glass(base, u, v, fp):
+    streak = ((u + 0.6 * v) / 1.6) % 1.0  # diagonal reflection bands of a flat pane
+    f = 0.92 + 0.22 * np.exp(-(((streak - 0.5) / 0.1) ** 2))
+    frame = np.maximum(_lines(u, 1.0, 0.06, fp), _lines(v, 1.2, 0.06, fp))  # mullions
+    return _mix(_tint(base, f), (0.22, 0.24, 0.27), frame)
+
+
+def _tex_curtain(base, u, v, fp):
+    phase = 2 * np.pi * u / 0.16 + 1.3 * np.sin(2 * np.pi * u / 0.57)  # irregular vertical folds
+    f = 0.85 + 0.28 * np.cos(phase) * _fade(fp, 0.06)
+    hem = _lines(v, 1e9, 0.32, fp)  # darker doubled hem just above the floor
+    return _tint(base, f * (1 - 0.3 * hem))
+
+
+def _tex_carpet(base, u, v, fp):
+    tufts = _cells(u, v, 0.008, 9) - 0.5
+    heather = _value_noise(u, v, 0.06, 10) - 0.5
+    return _tint(base, 1 + 0.6 * tufts * _fade(fp, 0.008) + 0.35 * heather * _fade(fp, 0.06))
+
+
+def _tex_tile(base, u, v, fp):
+    size = 0.5
+    tint = 1 + (0.12 * _cells(u, v, size, 11) - 0.06) * _fade(fp, size)
+    grout = np.maximum(_lines(u, size, 0.014, fp), _lines(v, size, 0.014, fp))
+    return _mix(_tint(base, tint), (0.42, 0.43, 0.42), grout)
+
+
+def _tex_marble(base, u, v, fp):
+    turb = _value_noise(u, v, 0.45, 12) + 0.5 * _value_noise(u, v, 0.17, 13)
+    s = np.sin(2 * np.pi * (0.7 * u + 0.4 * v) + 7.0 * turb)
+    vein = np.clip(1 - np.abs(s) / 0.15, 0.0, 1.0) * _fade(fp, 0.04)
+    col = _mix(_tint(base, 0.93 + 0.07 * turb), (0.40, 0.42, 0.48), 0.75 * vein)
+    slabs = np.maximum(_lines(u, 0.8, 0.004, fp), _lines(v, 0.8, 0.004, fp))
+    return _mix(col, (0.55, 0.55, 0.58), slabs)
+
+
+def _tex_linoleum(base, u, v, fp):
+    marbling = _value_noise(u * 0.35, v, 0.03, 14) - 0.5  # streaky marmoleum mottle
+    broad = _value_noise(u, v, 0.3, 15) - 0.5
+    f = 1 + 0.3 * marbling * _fade(fp, 0.03) + 0.1 * broad
+    seams = _lines(v, 2.0, 0.004, fp)  # 2 m wide sheets
+    return _tint(base, f * (1 - 0.5 * seams))
+
+
+def _tex_acoustic_panel(base, u, v, fp):
+    f = 1 + 0.06 * (_cells(u, v, 0.6, 16) - 0.5) * _fade(fp, 0.6)
+    holes = _dots(u, v, 0.06, 0.012, fp)  # perforation
+    gaps = np.maximum(_lines(u, 0.6, 0.02, fp), _lines(v, 0.6, 0.02, fp))  # 0.6 m panels
+    return _mix(_tint(base, f * (1 - 0.75 * holes)), (0.08, 0.09, 0.11), gaps)
+
+
+def _tex_acoustic_ceiling(base, u, v, fp):
+    fissures = (_cells(u, v, 0.012, 17) > 0.75) * _fade(fp, 0.012)
+    tiles = _tint(base, 1 - 0.22 * fissures - 0.04 * _cells(u, v, 0.6, 18))
+    grid = np.maximum(_lines(u, 0.6, 0.024, fp), _lines(v, 0.6, 0.024, fp))  # T-bar grid
+    return _mix(tiles, (0.52, 0.53, 0.55), grid)
+
+
+_Texture = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+_MATERIALS: dict[str, tuple[np.ndarray, _Texture]] = {
+    name: (np.array(rgb), tex)
+    for name, rgb, tex in (
+        ("plaster", (0.86, 0.80, 0.68), _tex_plaster),  # warm beige
+        ("brick", (0.62, 0.27, 0.18), _tex_brick),  # red-brown
+        ("concrete", (0.56, 0.56, 0.54), _tex_concrete),  # mid grey
+        ("wood", (0.60, 0.39, 0.20), _tex_wood),  # brown
+        ("glass", (0.64, 0.82, 0.93), _tex_glass),  # light blue
+        ("curtain", (0.50, 0.12, 0.20), _tex_curtain),  # wine red
+        ("carpet", (0.20, 0.40, 0.34), _tex_carpet),  # dark teal green
+        ("tile", (0.72, 0.88, 0.82), _tex_tile),  # mint
+        ("marble", (0.84, 0.86, 0.92), _tex_marble),  # cool bluish white
+        ("linoleum", (0.78, 0.64, 0.26), _tex_linoleum),  # mustard
+        ("acoustic_panel", (0.33, 0.45, 0.60), _tex_acoustic_panel),  # dusty blue
+        ("acoustic_ceiling", (0.95, 0.94, 0.88), _tex_acoustic_ceiling),  # warm white
+    )
+}
+assert tuple(_MATERIALS) == MATERIAL_CLASSES
+
+
+# --------------------------------------------------------------------------- ray casting
+
+
+def _hit_room(o: np.ndarray, dims: np.ndarray, dirs: np.ndarray):
+    """Exit distance from inside the box and face index (pyroomacoustics order) per ray."""
+    towards_max = dirs > 0
+    gap = np.where(towards_max, dims - o, -o)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_axes = np.where(dirs != 0, gap / dirs, np.inf)
+    axis = np.argmin(t_axes, axis=1)
+    rows = np.arange(len(dirs))
+    return t_axes[rows, axis], (2 * axis + towards_max[rows, axis]).astype(np.int8)
+
+
+def _hit_sphere(o: np.ndarray, dirs: np.ndarray, c: np.ndarray, r: float) -> np.ndarray:
+    oc = o - c
+    cc = oc @ oc - r * r
+    if cc <= 0:  # camera inside: cull, it would only see the inside of the back face
+        return np.full(len(dirs), np.inf)
+    b = dirs @ oc
+    disc = b * b - cc
+    t = -b - np.sqrt(np.maximum(disc, 0.0))
+    return np.where((disc >= 0) & (t > 0), t, np.inf)
+
+
+def _hit_column(o, dirs, c, r: float, z_top: float) -> np.ndarray:
+    """Vertical cylinder around c[:2], radius r, from the floor up to z_top (side only)."""
+    ox, oy = o[0] - c[0], o[1] - c[1]
+    cc = ox * ox + oy * oy - r * r
+    if cc <= 0 or z_top <= 0:
+        return np.full(len(dirs), np.inf)
+    a = dirs[:, 0] ** 2 + dirs[:, 1] ** 2
+    b = dirs[:, 0] * ox + dirs[:, 1] * oy
+    disc = b * b - a * cc
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (-b - np.sqrt(np.maximum(disc, 0.0))) / a
+    z = o[2] + t * dirs[:, 2]
+    return np.where((disc >= 0) & (a > 0) & (t > 0) & (z >= 0) & (z <= z_top), t, np.inf)
+
+
+def _shoulder_centre(source: np.ndarray) -> np.ndarray:
+    """Centre of the capsule's top hemisphere: body top sits a neck gap below the head."""
+    z = max(source[2] - _HEAD_RADIUS - _NECK_GAP - _BODY_RADIUS, 0.0)
+    return np.array([source[0], source[1], z])
+
+
+def _trace(scene: _Scene, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest hit distance and kind (0-5 faces, then head, body, shoulder) per ray."""
+    t, kind = _hit_room(scene.mic, scene.dims, dirs)
+    shoulder = _shoulder_centre(scene.source)
+    objects = (
+        (_HEAD, _hit_sphere(scene.mic, dirs, scene.source, _HEAD_RADIUS)),
+        (_BODY, _hit_column(scene.mic, dirs, shoulder, _BODY_RADIUS, shoulder[2])),
+        (_SHOULDER, _hit_sphere(scene.mic, dirs, shoulder, _BODY_RADIUS)),
+    )
+    for code, t_obj in objects:
+        closer = t_obj < t  # the figure occludes whatever lies behind it
+        t = np.where(closer, t_obj, t)
+        kind[closer] = code
+    return t, kind
+
+
+def _normals(scene: _Scene, kind: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Unit normals at hit points; faces point into the room."""
+    n = np.zeros_like(p)
+    face = np.nonzero(kind < 6)[0]
+    n[face, kind[face] // 2] = np.where(kind[face] % 2 == 1, -1.0, 1.0)
+    head = kind == _HEAD
+    n[head] = (p[head] - scene.source) / _HEAD_RADIUS
+    body = kind == _BODY
+    n[body, :2] = (p[body, :2] - scene.source[:2]) / _BODY_RADIUS
+    top = kind == _SHOULDER
+    n[top] = (p[top] - _shoulder_centre(scene.source)) / _BODY_RADIUS
+    return n
+
+
+# --------------------------------------------------------------------------- shading
+
+
+def _surface_albedo(scene: _Scene, kind, p, fp) -> np.ndarray:
+    """Textured albedo of the room surfaces, darkened towards and along room edges."""
+    albedo = np.empty_like(p)
+    albedo[kind >= 6] = _SOURCE_RGB
+    to_plane = np.minimum(p, scene.dims - p)
+    for k, material in enumerate(scene.materials):
+        idx = np.nonzero(kind == k)[0]
+        if idx.size == 0:
+            continue
+        ua, va = _UV_AXES[k]
+        base, texture = _MATERIALS[material]
+        col = texture(base, p[idx, ua], p[idx, va], fp[idx])
+        # Distance to the nearest room edge = to the nearest of the other four planes.
+        edge = np.minimum(to_plane[idx, ua], to_plane[idx, va])
+        corner = (1 - 0.3 * np.exp(-edge / 0.3)) * (1 - 0.65 * _band_cov(edge, 0.015, fp[idx]))
+        if _SURFACES[k] == "floor":  # soft contact shadow grounds the figure
+            r = np.hypot(p[idx, 0] - scene.source[0], p[idx, 1] - scene.source[1])
+            corner = corner * (1 - 0.45 * np.exp(-((r / 0.4) ** 2)))
+        albedo[idx] = col * corner[:, None]
+    return albedo
+
+
+def _light(scene: _Scene, p: np.ndarray, n: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Ambient + Lambert from a point light near the ceiling centre, with mild falloffs."""
+    L, W, H = scene.dims
+    lamp = np.array([L / 2, W / 2, H - min(0.3, 0.2 * H)])
+    to_lamp = lamp - p
+    dist = np.sqrt(np.einsum("ij,ij->i", to_lamp, to_lamp)) + 1e-9
+    lambert = np.clip(np.einsum("ij,ij->i", n, to_lamp) / dist, 0.0, 1.0)
+    reach = 0.6 * np.linalg.norm(scene.dims)  # light falls off over the room's own scale
+    direct = lambert / (1 + (dist / reach) ** 2)
+    fog = 1 / (1 + 0.035 * t)  # distant surfaces darker: a depth cue
+    return (0.42 + 0.75 * direct) * fog
+
+
+def _render(scene: _Scene, dirs: np.ndarray, pix_angle: float, shape: tuple[int, int]):
+    t, kind = _trace(scene, dirs)
+    p = scene.mic + t[:, None] * dirs
+    n = _normals(scene, kind, p)
+    cos_in = np.abs(np.einsum("ij,ij->i", n, dirs))
+    # Footprint of one pixel on the surface, stretched at grazing angles (capped at 5x).
+    fp = np.maximum(t * pix_angle / np.maximum(cos_in, 0.2), 1e-5)
+    rgb = _surface_albedo(scene, kind, p, fp) * _light(scene, p, n, t)[:, None]
+    fig = kind >= 6
+    # The figure is partly self-lit so it stays saturated (findable by colour) in any light.
+    rgb[fig] = _SOURCE_RGB * (0.55 + 0.45 * cos_in[fig])[:, None]
+    rgb8 = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return rgb8.reshape(*shape, 3), t.astype(np.float32).reshape(shape)
+
+
+# --------------------------------------------------------------------------- cameras
+
+
+def _yaw_pitch(mic: np.ndarray, source: np.ndarray) -> tuple[float, float]:
+    d = source - mic
+    horiz = float(np.hypot(d[0], d[1]))
+    # atan2(0, 0) = 0, so a source straight above/below gets yaw 0 instead of NaN.
+    return float(np.arctan2(d[1], d[0])), float(np.arctan2(d[2], horiz))
+
+
+def _camera_basis(yaw: float, pitch: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    cp, sp, cy, sy = np.cos(pitch), np.sin(pitch), np.cos(yaw), np.sin(yaw)
+    fwd = np.array([cp * cy, cp * sy, sp])
+    # Built from yaw, not cross(fwd, z), so it stays defined when looking straight up/down.
+    right = np.array([sy, -cy, 0.0])
+    return fwd, right, np.cross(right, fwd)
+
+
+def render_view(
+    dims, surfaces, mic, source, width: int = 128, height: int = 96, fov_deg: float = 90.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Perspective view from the microphone position towards the source.
+
+    dims: (L, W, H) metres; surfaces: dict surface-name -> material class (one of
+    MATERIAL_CLASSES); mic, source: (x, y, z). Returns rgb (height, width, 3) uint8 and depth
+    (height, width) float32 = Euclidean distance in metres from the camera to the hit point.
+    ``fov_deg`` is the horizontal field of view; pixels are square.
+    """
+    scene = _build_scene(dims, surfaces, mic, source)
+    _check_image(width, height)
+    if not 0 < float(fov_deg) < 180:
+        raise ValueError(f"fov_deg must be in (0, 180), got {fov_deg!r}")
+    fwd, right, up = _camera_basis(*_yaw_pitch(scene.mic, scene.source))
+    step = 2 * np.tan(np.radians(float(fov_deg)) / 2) / width  # image-plane size of a pixel
+    xs = (np.arange(width) + 0.5 - width / 2) * step
+    ys = (height / 2 - np.arange(height) - 0.5) * step
+    dirs = fwd + xs[None, :, None] * right + ys[:, None, None] * up
+    dirs = dirs.reshape(-1, 3)
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    return _render(scene, dirs, step, (height, width))
+
+
+def render_panorama(
+    dims, surfaces, mic, source, width: int = 256, height: int = 128
+) -> tuple[np.ndarray, np.ndarray]:
+    """Equirectangular 360x180 panorama centred on the mic, the source direction at the image
+    centre column. Same outputs.
+
+    Rows go from straight up (top) to straight down (bottom), the horizon in the middle; azimuth
+    decreases to the right so the image is not mirrored when seen from inside the room.
+    """
+    scene = _build_scene(dims, surfaces, mic, source)
+    _check_image(width, height)
+    yaw, _ = _yaw_pitch(scene.mic, scene.source)
+    az = yaw - (np.arange(width) + 0.5 - width / 2) * (2 * np.pi / width)
+    el = np.pi / 2 - (np.arange(height) + 0.5) * (np.pi / height)
+    ce = np.cos(el)[:, None]
+    dirs = np.stack(
+        np.broadcast_arrays(ce * np.cos(az), ce * np.sin(az), np.sin(el)[:, None]), axis=-1
+    ).reshape(-1, 3)
+    return _render(scene, dirs, 2 * np.pi / width, (height, width))
