@@ -51,18 +51,19 @@ class RoomType:
     walls: tuple[str, ...]
     floor: tuple[str, ...]
     ceiling: tuple[str, ...]
+    weight: float = 1.0  # how often this type is drawn, relative to the others
 
 
 ROOM_TYPES: dict[str, RoomType] = {
-    "office": RoomType((3, 7), (2.5, 5), (2.4, 3.0), ("plaster", "glass", "wood", "acoustic_panel"), ("carpet", "linoleum"), ("acoustic_ceiling", "plaster")),
-    "classroom": RoomType((7, 11), (6, 9), (2.8, 3.5), ("plaster", "glass", "brick"), ("linoleum", "wood", "tile"), ("acoustic_ceiling", "plaster")),
-    "living_room": RoomType((4, 8), (3.5, 6), (2.4, 3.0), ("plaster", "curtain", "wood", "brick"), ("carpet", "wood"), ("plaster",)),
+    "office": RoomType((3, 7), (2.5, 5), (2.4, 3.0), ("plaster", "glass", "wood", "acoustic_panel"), ("carpet", "linoleum"), ("acoustic_ceiling", "plaster"), 3),
+    "classroom": RoomType((7, 11), (6, 9), (2.8, 3.5), ("plaster", "glass", "brick"), ("linoleum", "wood", "tile"), ("acoustic_ceiling", "plaster"), 2),
+    "living_room": RoomType((4, 8), (3.5, 6), (2.4, 3.0), ("plaster", "curtain", "wood", "brick"), ("carpet", "wood"), ("plaster",), 3),
     "bathroom": RoomType((2.5, 4), (2.5, 3.5), (2.4, 2.8), ("tile", "glass", "plaster"), ("tile", "marble"), ("plaster", "tile")),
     "corridor": RoomType((8, 24), (2.5, 3.5), (2.5, 3.5), ("plaster", "concrete", "glass"), ("linoleum", "tile", "concrete"), ("plaster", "acoustic_ceiling", "concrete")),
-    "studio": RoomType((4, 9), (3.5, 7), (2.6, 4.0), ("acoustic_panel", "curtain", "wood"), ("carpet", "wood"), ("acoustic_ceiling",)),
+    "studio": RoomType((4, 9), (3.5, 7), (2.6, 4.0), ("acoustic_panel", "curtain", "wood"), ("carpet", "wood"), ("acoustic_ceiling",), 2),
     "garage": RoomType((5, 9), (3, 7), (2.4, 3.2), ("concrete", "brick"), ("concrete",), ("concrete",)),
     "church": RoomType((14, 24), (8, 18), (6, 9), ("brick", "marble", "concrete", "glass"), ("marble", "tile", "wood"), ("wood", "plaster", "concrete")),
-    "hall": RoomType((12, 24), (10, 18), (5, 9), ("wood", "plaster", "curtain", "acoustic_panel", "concrete"), ("wood", "carpet", "linoleum"), ("acoustic_ceiling", "wood", "plaster")),
+    "hall": RoomType((12, 24), (10, 18), (5, 9), ("wood", "plaster", "curtain", "acoustic_panel", "concrete"), ("wood", "carpet", "linoleum"), ("acoustic_ceiling", "wood", "plaster"), 2),
 }
 
 
@@ -92,7 +93,9 @@ def _clip_range(r: tuple[float, float], limit: tuple[float, float]) -> tuple[flo
 
 def sample_room(rng: np.random.Generator, room_id: str, ranges: RoomRanges) -> Room:
     """Draw a room type, its dimensions (within ``ranges``) and one material per surface."""
-    type_name = str(rng.choice(sorted(ROOM_TYPES)))
+    names = sorted(ROOM_TYPES)
+    weights = np.array([ROOM_TYPES[n].weight for n in names])
+    type_name = str(rng.choice(names, p=weights / weights.sum()))
     t = ROOM_TYPES[type_name]
     dims = tuple(
         round(float(rng.uniform(*_clip_range(r, lim))), 2)
