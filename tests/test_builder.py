@@ -115,3 +115,12 @@ def test_changed_plan_starts_fresh(tmp_path):
     s = build(out, n=4, fingerprint="v2")
     assert s.resumed_shards == 0 and s.samples == 8
     assert not (out / "shards/train/clean_only-000003.tar").exists()  # stale shard removed
+
+
+def test_shard_lost_after_its_part_was_written_is_rebuilt(tmp_path):
+    out = tmp_path / "ds"
+    build(out)
+    (out / "shards/train/clean_only-000001.tar").unlink()
+    s = build(out)
+    assert s.resumed_shards == 5
+    assert (out / "shards/train/clean_only-000001.tar").exists()

@@ -205,7 +205,7 @@ def build_dataset(
     t0 = time.perf_counter()
     out = Path(out)
     open_build(out, tasks, fingerprint)
-    is_done = [(out / BUILD_DIR / t.part_name).exists() for t in tasks]
+    is_done = [_task_done(out, t) for t in tasks]
     todo = [t for t, d in zip(tasks, is_done) if not d]
     runner = _TaskRunner(make_sample, str(out))
     total = sum(len(t.items) for t in todo)
@@ -216,6 +216,15 @@ def build_dataset(
     return BuildSummary(
         out, rows["samples"], rows["quarantined"], rows["shards"], sum(is_done), time.perf_counter() - t0, version
     )
+
+
+def _task_done(out: Path, task: ShardTask) -> bool:
+    """A task is done when its part file exists and so does its shard (unless every input of
+    the task was quarantined, in which case no shard is written)."""
+    part = out / BUILD_DIR / task.part_name
+    if not part.exists():
+        return False
+    return not json.loads(part.read_text())["rows"] or (out / task.shard).exists()
 
 
 def _read_parts(out: Path, tasks: list[ShardTask]) -> tuple[list[dict], list[dict]]:

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mvsd.data.sample import MEMBERS, Sample
+from mvsd.data.sample import MEMBERS, Sample, clean_float
 from mvsd.data.shards import write_bytes_atomic
 
 MANIFEST = "manifest.parquet"
@@ -65,10 +65,10 @@ def manifest_row(s: Sample, shard: str, members: dict[str, bytes], checksums: di
         "room_id": s.room_id,
         "speaker_id": s.speaker_id,
         "duration": s.duration,
-        "rt60": s.rt60,
-        "drr": s.drr,
+        "rt60": clean_float(s.rt60),
+        "drr": clean_float(s.drr),
         "round": s.round,
-        "score": s.score,
+        "score": clean_float(s.score),
         "parent_key": s.parent_key,
         "bytes": sum(len(b) for b in members.values()),
         **{member_column(m): checksums.get(m) for m in MEMBERS},

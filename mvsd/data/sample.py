@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,10 +76,10 @@ class Sample:
             "source": self.source,
             "room": self.room_id,
             "speaker": self.speaker_id,
-            "rt60_s": _round(self.rt60),
-            "drr_db": _round(self.drr),
+            "rt60_s": clean_float(self.rt60),
+            "drr_db": clean_float(self.drr),
             "round": self.round,
-            "score": _round(self.score),
+            "score": clean_float(self.score),
             "parent_key": self.parent_key,
             "duration_s": round(self.duration, 6),
             "generated": self.meta.get("generated"),
@@ -86,8 +87,9 @@ class Sample:
         }
 
 
-def _round(x: float | None, nd: int = 6) -> float | None:
-    return None if x is None else round(float(x), nd)
+def clean_float(x: float | None, nd: int = 6) -> float | None:
+    """Rounded for stable JSON; NaN/Inf (an unmeasurable RT60, say) become None (JSON null)."""
+    return None if x is None or not math.isfinite(x) else round(float(x), nd)
 
 
 def encode_image(rgb: np.ndarray) -> bytes:
