@@ -108,12 +108,48 @@ class LoaderConfig:
 
 
 @dataclass(frozen=True)
+class SizeConfig:
+    """Widths of one model size (both converters use the same size)."""
+
+    unet_channels: tuple[int, ...] = (16, 32, 64)
+    visual_widths: tuple[int, int, int, int] = (16, 32, 64, 128)
+    embed_dim: int = 256
+    cond_dim: int = 128
+    attn_heads: int = 2
+
+
+def _default_sizes() -> dict[str, SizeConfig]:
+    return {
+        "tiny": SizeConfig((4, 8), (4, 8, 8, 8), 32, 32, 1),
+        "small": SizeConfig(),
+        "base": SizeConfig((32, 64, 128, 256), (64, 128, 256, 512), 256, 256, 4),
+    }
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    size: str = "small"  # tiny (tests) | small (CPU default) | base (GPU)
+    process: str = "flow"  # vp (MVSD's noise prediction) | flow (from the source to the target)
+    flow_sigma: float = 0.05  # noise added to the source at the start of the flow
+    sampler: str = "euler"  # vp: ddim | ddpm; flow: euler | heun
+    steps: int = 6  # network evaluations per conversion
+    segment_seconds: float = 2.56  # converters work on segments this long ...
+    overlap_seconds: float = 0.32  # ... overlapping by this much, cross-faded
+    max_batch: int = 16  # segments per forward pass at inference
+    image_size: tuple[int, int] = (96, 128)  # (H, W) images are resized to
+    use_depth: bool = True  # a depth channel for the visual encoder (zeros when absent)
+    pretrained_visual: str | None = None  # local ResNet-18 state dict to start the encoder from
+    sizes: dict[str, SizeConfig] = field(default_factory=_default_sizes)
+
+
+@dataclass(frozen=True)
 class Params:
     audio: AudioConfig = field(default_factory=AudioConfig)
     simrooms: SimRoomsConfig = field(default_factory=SimRoomsConfig)
     shards: ShardsConfig = field(default_factory=ShardsConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     loader: LoaderConfig = field(default_factory=LoaderConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
 
     def replace(self, **sections: Any) -> Params:
         return dataclasses.replace(self, **sections)
@@ -152,6 +188,10 @@ def _coerce(tp: Any, v: Any, where: str) -> Any:
         return _coerce(next(a for a in args if a is not type(None)), v, where)
     if origin is tuple:
         args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:  # tuple[int, ...]: any length >= 1
+            if not isinstance(v, (list, tuple)) or not v:
+                raise ConfigError(f"{where}: expected a non-empty list, got {v!r}")
+            args = (args[0],) * len(v)
         if not isinstance(v, (list, tuple)) or len(v) != len(args):
             raise ConfigError(f"{where}: expected a list of {len(args)} values, got {v!r}")
         return tuple(_coerce(a, x, f"{where}[{i}]") for i, (a, x) in enumerate(zip(args, v)))
@@ -254,6 +294,23 @@ def validate(params: Params) -> Params:
     for k, v in positive.items():
         if v <= 0:
             raise ConfigError(f"{k} must be > 0; got {v}")
+    m = params.model
+    if m.size not in m.sizes:
+        raise ConfigError(f"model.size {m.size!r} is not one of the sizes: {', '.join(m.sizes)}")
+    valid_samplers = {"vp": ("ddim", "ddpm"), "flow": ("euler", "heun")}
+    if m.process not in valid_samplers:
+        raise ConfigError(f"model.process {m.process!r} is not one of: vp, flow")
+    if m.sampler not in valid_samplers[m.process]:
+        raise ConfigError(
+            f"model.sampler {m.sampler!r} does not fit model.process {m.process!r}; valid: {', '.join(valid_samplers[m.process])}"
+        )
+    if not 0 <= m.overlap_seconds < m.segment_seconds / 2:
+        raise ConfigError("model.overlap_seconds must be >= 0 and less than half of model.segment_seconds")
+    for name, size in m.sizes.items():
+        if any(c % size.attn_heads for c in size.unet_channels[-1:]):
+            raise ConfigError(f"model.sizes.{name}: the last unet channel count must divide by attn_heads")
+    if m.steps < 1:
+        raise ConfigError(f"model.steps must be >= 1; got {m.steps}")
     if params.audio.sample_rate != 16_000:
         raise ConfigError("audio.sample_rate: only 16000 is supported")
     return params
