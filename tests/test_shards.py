@@ -63,3 +63,22 @@ def test_truncated_shard_is_a_bad_input(tmp_path):
     p.write_bytes(p.read_bytes()[:700])
     with pytest.raises(BadInput, match="corrupt or truncated"):
         list(iter_shard(p))
+
+
+def test_repeated_key_and_member_are_refused(tmp_path):
+    p = tmp_path / "dup.tar"
+    _evil_tar(p, ["a.json", "b.json", "a.clean.flac", "c.json", "c.json"])
+    bad = []
+    got = list(iter_shard(p, on_bad=bad.append))
+    assert [k for k, _ in got] == ["a", "b", "c"]
+    assert len(bad) == 2 and all("repeats a sample" in str(b) for b in bad)
+
+
+def test_oversized_member_is_refused(tmp_path, monkeypatch):
+    import mvsd.data.shards as shards
+
+    monkeypatch.setattr(shards, "MAX_MEMBER_BYTES", 1)
+    p = tmp_path / "big.tar"
+    _evil_tar(p, ["a.json"])
+    with pytest.raises(BadInput, match="limit 1"):
+        list(iter_shard(p))

@@ -102,13 +102,17 @@ def write_table(table: pa.Table, path: str | Path, row_group_size: int = 4096, c
 
 
 def read_manifest(dataset: str | Path, filters: Any = None) -> pa.Table:
-    """The manifest of a dataset folder (or a manifest file), optionally with pyarrow ``filters``."""
-    path = Path(dataset)
-    if path.is_dir():
-        path = path / MANIFEST
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no manifest (is {path.parent} a dataset built by mvsd?)")
-    return pq.read_table(path, filters=filters)
+    """The manifest of a dataset folder or URL (``s3://...`` through fsspec), or of a manifest
+    file, optionally with pyarrow ``filters``."""
+    import fsspec
+
+    url = str(dataset)
+    if not url.endswith(".parquet"):
+        url = url.rstrip("/") + "/" + MANIFEST
+    fs, path = fsspec.core.url_to_fs(url)
+    if not fs.exists(path):
+        raise FileNotFoundError(f"{url}: no manifest (is {dataset} a dataset built by mvsd?)")
+    return pq.read_table(path, filesystem=fs, filters=filters)
 
 
 def read_quarantine(dataset: str | Path) -> pa.Table:

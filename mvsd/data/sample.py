@@ -140,7 +140,7 @@ def sha256(data: bytes) -> str:
 def decode_image(data: bytes) -> np.ndarray:
     """``(H, W, 3)`` uint8 from any image bytes Pillow reads (grayscale/RGBA converted)."""
     with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"))
+        return np.array(im.convert("RGB"))  # a writable copy (np.asarray's view is read-only)
 
 
 def decode_depth(data: bytes) -> np.ndarray:

@@ -17,6 +17,8 @@ from typing import IO
 
 from mvsd.errors import BadInput
 
+MAX_MEMBER_BYTES = 512 * 1024**2  # larger members are refused: a crafted header must not exhaust memory
+
 
 def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
@@ -87,6 +89,20 @@ def check_member_name(name: str, shard: str) -> tuple[str, str]:
     return key, member
 
 
+def _check_member(
+    info: tarfile.TarInfo, shard: str, key: str | None, members: dict[str, bytes], done: set[str]
+) -> tuple[str, str]:
+    """(key, member) of a member that is safe to read, or BadInput saying why not."""
+    if not info.isreg():
+        raise BadInput(shard, f"tar member {info.name!r} is not a regular file")
+    k, member = check_member_name(info.name, shard)
+    if info.size > MAX_MEMBER_BYTES:
+        raise BadInput(shard, f"tar member {info.name!r} is {info.size} bytes (limit {MAX_MEMBER_BYTES})")
+    if k in done or (k == key and member in members):
+        raise BadInput(shard, f"tar member {info.name!r} repeats a sample already read")
+    return k, member
+
+
 def iter_shard(
     source: str | Path | IO[bytes], name: str | None = None, on_bad=None
 ) -> Iterator[tuple[str, dict[str, bytes]]]:
@@ -102,13 +118,12 @@ def iter_shard(
     opened = open(source, "rb") if isinstance(source, (str, Path)) else source
     key: str | None = None
     members: dict[str, bytes] = {}
+    done: set[str] = set()  # keys already yielded: a key must not come back later in the shard
     try:
         with tarfile.open(fileobj=opened, mode="r|*") as tar:
             for info in tar:
                 try:
-                    if not info.isreg():
-                        raise BadInput(name, f"tar member {info.name!r} is not a regular file")
-                    k, member = check_member_name(info.name, name)
+                    k, member = _check_member(info, name, key, members, done)
                 except BadInput as e:
                     if on_bad is None:
                         raise
@@ -116,6 +131,7 @@ def iter_shard(
                     continue
                 if k != key and key is not None:
                     yield key, members
+                    done.add(key)
                     members = {}
                 key = k
                 members[member] = tar.extractfile(info).read()
