@@ -63,9 +63,7 @@ def synthetic_image(rng: np.random.Generator, hw: tuple[int, int] = IMAGE_HW) ->
     img = np.broadcast_to(base * rng.uniform(0.6, 1.0, 3), (h, w, 3)).copy()
     for _ in range(4):
         y, x = rng.integers(0, h - 8), rng.integers(0, w - 8)
-        img[y : y + rng.integers(8, h // 2), x : x + rng.integers(8, w // 2)] = rng.uniform(
-            0, 255, 3
-        )
+        img[y : y + rng.integers(8, h // 2), x : x + rng.integers(8, w // 2)] = rng.uniform(0, 255, 3)
     return np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
 
 
@@ -205,16 +203,12 @@ def main() -> None:
         tmp = None if args.make_at else tempfile.TemporaryDirectory(prefix="bench-loader-")
         where = Path(args.make_at or tmp.name) / "synthetic"
         args.dataset = str(make_synthetic_dataset(where, args.make_samples))
-    cfg = LoaderConfig(
-        segment_seconds=CLIP_SECONDS, batch_size=args.batch_size, image_size=IMAGE_HW
-    )
+    cfg = LoaderConfig(segment_seconds=CLIP_SECONDS, batch_size=args.batch_size, image_size=IMAGE_HW)
     urls, _ = select_shards(args.dataset, splits="train")
     rows = in_process_rows(args.dataset, cfg, urls, args.repeats)
     for w in (int(x) for x in args.workers.split(",")):
         rows.append(
-            worker_row(
-                args.dataset, dataclasses.replace(cfg, num_workers=w), args.samples, args.repeats
-            )
+            worker_row(args.dataset, dataclasses.replace(cfg, num_workers=w), args.samples, args.repeats)
         )
     print(f"\nLoader throughput on {args.dataset} ({len(urls)} shards; {machine_info()});")
     print(

@@ -42,10 +42,14 @@ def main() -> None:
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 1e6
     s = params.simrooms
     views = (s.n_rooms_seen + s.n_rooms_unseen) * s.views_per_room
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, workers={args.workers or os.cpu_count()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, workers={args.workers or os.cpu_count()}"
+    )
     print("| samples | views (RIR + image) | wall time (s) | samples/s | size (MB) | goal | ratio to goal |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| {summary.samples} | {views} | {dt:.1f} | {summary.samples / dt:.1f} | {size:.0f} | {GOAL_S:.0f} s | {dt / GOAL_S:.2f} |")
+    print(
+        f"| {summary.samples} | {views} | {dt:.1f} | {summary.samples / dt:.1f} | {size:.0f} | {GOAL_S:.0f} s | {dt / GOAL_S:.2f} |"
+    )
     if tmp:
         shutil.rmtree(tmp)
 

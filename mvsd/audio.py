@@ -41,7 +41,9 @@ class Spectrogram:
     def _window(self, x: torch.Tensor) -> torch.Tensor:
         key = (x.device, x.dtype)
         if key not in self._windows:
-            self._windows[key] = torch.hann_window(self.cfg.n_fft, periodic=True, device=x.device, dtype=x.dtype)
+            self._windows[key] = torch.hann_window(
+                self.cfg.n_fft, periodic=True, device=x.device, dtype=x.dtype
+            )
         return self._windows[key]
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:

@@ -31,9 +31,7 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray
     return resample_poly(x, sr_out // g, sr_in // g, axis=-1).astype(np.float32)
 
 
-def prepare_audio(
-    x: np.ndarray, sr: int, name: str = "<array>", *, allow_silence: bool = True
-) -> np.ndarray:
+def prepare_audio(x: np.ndarray, sr: int, name: str = "<array>", *, allow_silence: bool = True) -> np.ndarray:
     """Downmix to mono, resample to 16 kHz and validate.
 
     Args:
@@ -44,7 +42,9 @@ def prepare_audio(
         ``(T',)`` float32 at 16 kHz.
     """
     if not (MIN_SAMPLE_RATE <= int(sr) <= MAX_SAMPLE_RATE):
-        raise BadInput(name, f"unsupported sample rate {sr} Hz (expected {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE})")
+        raise BadInput(
+            name, f"unsupported sample rate {sr} Hz (expected {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE})"
+        )
     x = np.asarray(x)
     if x.ndim == 2:
         x = x.mean(axis=1)

@@ -1,9 +1,9 @@
 """The ``mvsd`` command line. Each subcommand is a thin shell over one function of the package.
 
-    mvsd synth --out datasets/simrooms          # the built-in simulated dataset
-    mvsd ingest avspeech /data/avspeech --out datasets/avspeech
-    mvsd data stats datasets/simrooms
-    mvsd data verify datasets/simrooms
+mvsd synth --out datasets/simrooms          # the built-in simulated dataset
+mvsd ingest avspeech /data/avspeech --out datasets/avspeech
+mvsd data stats datasets/simrooms
+mvsd data verify datasets/simrooms
 """
 
 from __future__ import annotations
@@ -24,12 +24,17 @@ app = typer.Typer(
     "override one with --set section.key=value.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstring paragraphs reflow instead of keeping source line breaks
 )
-data_app = typer.Typer(help="Inspect and check datasets (shards + manifest).", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Inspect and check datasets (shards + manifest).", no_args_is_help=True, rich_markup_mode="markdown"
+)
 app.add_typer(data_app, name="data")
 err = Console(stderr=True)
 
-ParamsOpt = Annotated[Path | None, typer.Option("--params", help="params file (default: ./params.yaml or $MVSD_PARAMS).")]
+ParamsOpt = Annotated[
+    Path | None, typer.Option("--params", help="params file (default: ./params.yaml or $MVSD_PARAMS).")
+]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a param, e.g. --set simrooms.train_samples=200 (repeatable)."),
@@ -60,7 +65,9 @@ def synth(
     out: Annotated[Path, typer.Option(help="Dataset folder to write.")] = Path("datasets/simrooms"),
     speech_dir: Annotated[
         Path | None,
-        typer.Option(help="Use real recordings (any wav/flac, any rate, mono or stereo) instead of espeak-ng."),
+        typer.Option(
+            help="Use real recordings (any wav/flac, any rate, mono or stereo) instead of espeak-ng."
+        ),
     ] = None,
     params: ParamsOpt = None,
     set_: SetOpt = None,
@@ -92,17 +99,110 @@ def ingest(
 ) -> None:
     """Convert a corpus or a folder into shards + manifest.
 
-    soundspaces: <split>/<scene>/<utterance>.pkl (SoundSpaces-Speech as used by AViTAR) -> paired.
-    avspeech: img/*.png + audio/*.wav matched by stem (Acoustic AVSpeech) -> reverb_only.
-    clean-folder: any tree of dry speech files -> clean_only.
-    reverb-folder: image + reverberant audio matched by stem -> reverb_only.
+    * `soundspaces`: `<split>/<scene>/<utterance>.pkl` (SoundSpaces-Speech as used by AViTAR) -> paired
+    * `avspeech`: `img/*.png` + `audio/*.wav` matched by stem (Acoustic AVSpeech) -> reverb_only
+    * `clean-folder`: any tree of dry speech files -> clean_only
+    * `reverb-folder`: image + reverberant audio matched by stem -> reverb_only
+
     Audio is resampled to 16 kHz mono and level-normalised. Bad files are quarantined
-    (quarantine.parquet, with the reason) and the rest goes through.
+    (`quarantine.parquet`, with the reason) and the rest goes through. Rerunning resumes.
     """
     from mvsd.data.adapters import ingest as run
 
     summary = run(source, path, out, _params(params, set_), split=split)
     typer.echo(summary.line())
+
+
+DEFAULT_CHECKPOINTS = Path("checkpoints/latest")
+
+
+def _convert_command(
+    direction: str,
+    image: Path,
+    speech: Path,
+    out: Path,
+    checkpoint: Path | None,
+    steps: int | None,
+    device: str,
+    seed: int,
+) -> None:
+    from mvsd.inference import convert_files
+
+    ckpt = checkpoint or DEFAULT_CHECKPOINTS / f"{direction}.safetensors"
+    if checkpoint is None and not ckpt.exists():
+        raise FileNotFoundError(
+            f"{ckpt}: no {direction} checkpoint; pass --checkpoint or train one (mvsd train)"
+        )
+    for line in convert_files(direction, ckpt, image, speech, out, steps=steps, device=device, seed=seed):
+        typer.echo(line)
+
+
+ImageOpt = Annotated[
+    Path,
+    typer.Option(
+        help="Room image (jpg/png, any size; grayscale/RGBA converted), or a folder of images matched to the speech files by stem."
+    ),
+]
+CkptOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Converter checkpoint (.safetensors). Default: checkpoints/latest/<direction>.safetensors."
+    ),
+]
+StepsOpt = Annotated[
+    int | None, typer.Option(help="Sampling steps (network evaluations); default from the checkpoint.")
+]
+DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")]
+SeedOpt = Annotated[
+    int, typer.Option(help="Seed of the sampler's noise: the same seed gives the same output.")
+]
+
+
+@app.command()
+@_friendly_errors
+def reverb(
+    image: ImageOpt,
+    speech: Annotated[
+        Path, typer.Option(help="Dry speech file (wav/flac, any rate, mono or stereo) or a folder of them.")
+    ],
+    out: Annotated[Path, typer.Option(help="Output wav file, or a folder when --speech is a folder.")],
+    checkpoint: CkptOpt = None,
+    steps: StepsOpt = None,
+    device: DeviceOpt = "cpu",
+    seed: SeedOpt = 0,
+) -> None:
+    """Make dry speech sound as if recorded in the room shown in IMAGE (visual acoustic matching).
+
+    Input is resampled to 16 kHz and downmixed to mono; any length works (shorter than one
+    segment, 2.56 s by default, is zero-padded; longer is converted in overlapping segments). The
+    output is 16 kHz mono at the input's loudness.
+    """
+    _convert_command("reverb", image, speech, out, checkpoint, steps, device, seed)
+
+
+@app.command()
+@_friendly_errors
+def dereverb(
+    image: ImageOpt,
+    speech: Annotated[
+        Path,
+        typer.Option(
+            help="Reverberant speech file (wav/flac, any rate, mono or stereo) or a folder of them."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Output wav file, or a folder when --speech is a folder.")],
+    checkpoint: CkptOpt = None,
+    steps: StepsOpt = None,
+    device: DeviceOpt = "cpu",
+    seed: SeedOpt = 0,
+) -> None:
+    """Remove the reverberation of the room shown in IMAGE from speech recorded there.
+
+    Input is resampled to 16 kHz and downmixed to mono; any length works (shorter than one
+    segment, 2.56 s by default, is zero-padded; longer is converted in overlapping segments). The
+    output is 16 kHz mono at the input's loudness.
+    """
+    _convert_command("dereverb", image, speech, out, checkpoint, steps, device, seed)
 
 
 @data_app.command("stats")
@@ -123,7 +223,9 @@ def data_stats(
 
 @data_app.command("verify")
 @_friendly_errors
-def data_verify(dataset: Annotated[Path, typer.Argument(help="Dataset folder (holds manifest.parquet).")]) -> None:
+def data_verify(
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder (holds manifest.parquet).")],
+) -> None:
     """Re-read every shard and check it against the manifest (keys, members, SHA-256, decoding).
 
     Exits with status 1 when anything is wrong, listing each problem.

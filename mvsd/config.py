@@ -111,7 +111,12 @@ class LoaderConfig:
 class SizeConfig:
     """Widths of one model size (both converters use the same size)."""
 
-    unet_channels: tuple[int, ...] = (16, 32, 64)
+    unet_channels: tuple[int, ...] = (
+        8,
+        16,
+        32,
+        64,
+    )  # a light first level: full-resolution convs dominate CPU time
     visual_widths: tuple[int, int, int, int] = (16, 32, 64, 128)
     embed_dim: int = 256
     cond_dim: int = 128
@@ -166,9 +171,7 @@ def build(cls: type, data: Any, where: str = "") -> Any:
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(names))
     if unknown:
-        raise ConfigError(
-            f"{where or 'params'}: unknown key(s) {unknown}; valid keys: {', '.join(names)}"
-        )
+        raise ConfigError(f"{where or 'params'}: unknown key(s) {unknown}; valid keys: {', '.join(names)}")
     values = {k: _coerce(hints[k], v, f"{where}.{k}".lstrip(".")) for k, v in data.items()}
     try:
         obj = cls(**values)

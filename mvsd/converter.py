@@ -24,9 +24,9 @@ from mvsd.audio_io import SAMPLE_RATE
 from mvsd.config import ModelConfig, SizeConfig
 from mvsd.diffusion import make_process
 from mvsd.errors import BadInput, MvsdError
+from mvsd.images import prepare_images
 from mvsd.models.net import ConverterSpec, MVSDNet
 from mvsd.segments import crossfade_join, split_segments
-from mvsd.images import prepare_images
 
 FORMAT = "mvsd-converter/1"
 TARGET_RMS_DB = -25.0  # the level the models are trained at (params audio.rms_db)
@@ -43,7 +43,13 @@ def make_process_for(spec: ConverterSpec):
 class Converter:
     """A reverberator or dereverberator: network, EMA weights, diffusion process, spectrogram."""
 
-    def __init__(self, spec: ConverterSpec, net: MVSDNet, ema: MVSDNet | None = None, device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        spec: ConverterSpec,
+        net: MVSDNet,
+        ema: MVSDNet | None = None,
+        device: str | torch.device = "cpu",
+    ):
         self.spec = spec
         self.net = net
         self.ema = ema
@@ -75,7 +81,9 @@ class Converter:
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
         if self.ema is not None:
-            tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in self.ema.state_dict().items()})
+            tensors.update(
+                {f"ema.{k}": v.detach().cpu().contiguous() for k, v in self.ema.state_dict().items()}
+            )
         header = {
             "format": FORMAT,
             "spec": _to_plain(self.spec),
@@ -87,12 +95,16 @@ class Converter:
         tmp.replace(path)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", expect_direction: str | None = None) -> Converter:
+    def from_checkpoint(
+        cls, path: str | Path, device: str = "cpu", expect_direction: str | None = None
+    ) -> Converter:
         """Load a converter from its file alone. Raises :class:`CheckpointError` naming the file."""
         header, tensors = read_checkpoint(path)
         spec = spec_from_plain(header["spec"], path)
         if expect_direction and spec.direction != expect_direction:
-            raise CheckpointError(f"{path}: a {spec.direction} converter, but a {expect_direction} one is needed")
+            raise CheckpointError(
+                f"{path}: a {spec.direction} converter, but a {expect_direction} one is needed"
+            )
         net, ema = MVSDNet(spec), None
         _load_into(net, tensors, "net.", path)
         if any(k.startswith("ema.") for k in tensors):
@@ -131,7 +143,9 @@ class Converter:
         seg = round(self.spec.segment_seconds * SAMPLE_RATE)
         hop = seg - round(self.spec.overlap_seconds * SAMPLE_RATE)
         segments, owners, starts = split_segments(x * gain, seg, hop)
-        out = self._convert_segments(segments.to(self.device), images[owners], steps or self.spec.steps, seed, sampler)
+        out = self._convert_segments(
+            segments.to(self.device), images[owners], steps or self.spec.steps, seed, sampler
+        )
         y = crossfade_join(out.cpu(), owners, starts, x.shape, seg - hop)
         # The models work at the datasets' level (TARGET_RMS_DB); give the user back the input's.
         y_rms = y.pow(2).mean(dim=1, keepdim=True).sqrt()
@@ -139,7 +153,9 @@ class Converter:
         y = y.numpy().astype(np.float32)
         return y[0] if single else y
 
-    def _convert_segments(self, segs: torch.Tensor, images: torch.Tensor, steps: int, seed: int, sampler: str | None) -> torch.Tensor:
+    def _convert_segments(
+        self, segs: torch.Tensor, images: torch.Tensor, steps: int, seed: int, sampler: str | None
+    ) -> torch.Tensor:
         net = self.inference_net.eval()
         gen = torch.Generator(device=self.device).manual_seed(seed)
         outs = []
@@ -147,7 +163,7 @@ class Converter:
             chunk, img = segs[i : i + self.spec.max_batch], images[i : i + self.spec.max_batch]
             source = self.stft(chunk)
             cond = net.encode_image(img)
-            model_fn = lambda x, t: net.denoise(x, source, t, cond)  # noqa: E731
+            model_fn = lambda x, t: net.denoise(x, source, t, cond)  # noqa: E731, B023 (used at once)
             spec = self.process.sample(model_fn, source, steps, gen, sampler or self.spec.sampler)
             outs.append(self.stft.inverse(spec, chunk.shape[-1]))
         return torch.cat(outs)
@@ -185,7 +201,11 @@ def spec_from_plain(d: dict, path: str | Path = "<checkpoint>") -> ConverterSpec
         stft = d.pop("stft")
         return ConverterSpec(
             widths=SizeConfig(
-                tuple(w["unet_channels"]), tuple(w["visual_widths"]), w["embed_dim"], w["cond_dim"], w["attn_heads"]
+                tuple(w["unet_channels"]),
+                tuple(w["visual_widths"]),
+                w["embed_dim"],
+                w["cond_dim"],
+                w["attn_heads"],
             ),
             stft=StftConfig(**stft),
             image_size=tuple(d.pop("image_size")),
@@ -224,5 +244,3 @@ def _load_into(net: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: s
     except RuntimeError as e:
         first = str(e).splitlines()[0]
         raise CheckpointError(f"{path}: weights do not fit the converter spec ({first})") from None
-
-

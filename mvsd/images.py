@@ -48,16 +48,16 @@ def prepare_images(image: Any, batch: int, size: tuple[int, int], use_depth: boo
     Images are resized to ``size`` (bilinear). With ``use_depth`` an RGB image gets a zero depth
     channel; depth maps (metres) are expected already scaled to [0, 1] by the caller.
     """
-    if torch.is_tensor(image) and image.ndim == 4:
-        items = list(image)
-    elif isinstance(image, (list, tuple)):
+    if torch.is_tensor(image) and image.ndim == 4 or isinstance(image, (list, tuple)):
         items = list(image)
     else:
         items = [image]
     if len(items) not in (1, batch):
         raise BadInput("<image>", f"{len(items)} images for a batch of {batch}")
     chw = [_to_chw(i) for i in items]
-    out = torch.stack([F.interpolate(c[None], size=size, mode="bilinear", align_corners=False)[0] for c in chw])
+    out = torch.stack(
+        [F.interpolate(c[None], size=size, mode="bilinear", align_corners=False)[0] for c in chw]
+    )
     if use_depth and out.shape[1] == 3:
         out = torch.cat([out, torch.zeros_like(out[:, :1])], dim=1)
     if not use_depth:

@@ -150,9 +150,7 @@ def _rms_db(x: np.ndarray) -> float:
 
 
 def _shard_bytes(out: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(out)): p.read_bytes() for p in sorted((out / "shards").rglob("*.tar"))
-    }
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted((out / "shards").rglob("*.tar"))}
 
 
 # -- the four sources end to end ------------------------------------------------------------------
@@ -244,9 +242,7 @@ def test_avspeech_end_to_end(tmp_path):
         assert r["rt60"] is None
     assert len(splits) >= 2  # the fractions above spread six videos over several splits
     m = rows["clips/audio/vidA_0.wav"]["members"]
-    assert DECODERS["reverb.flac"](m["reverb.flac"]).shape == (
-        16000,
-    )  # 44.1 kHz stereo -> 16 kHz mono
+    assert DECODERS["reverb.flac"](m["reverb.flac"]).shape == (16000,)  # 44.1 kHz stereo -> 16 kHz mono
     assert DECODERS["image.jpg"](m["image.jpg"]).shape == (12, 16, 3)
 
 
@@ -377,14 +373,10 @@ def test_bad_soundspaces_pickles_are_quarantined(tmp_path):
     src, marker = tmp_path / "ss", tmp_path / "pwned"
     _ss_pickle(src / "train" / "s1" / "good.pkl")
     _ss_pickle(src / "val" / "s2" / "good.pkl")
-    (src / "train" / "s1" / "evil.pkl").write_bytes(
-        pickle.dumps({"source_audio": _Exploit(marker)})
-    )
+    (src / "train" / "s1" / "evil.pkl").write_bytes(pickle.dumps({"source_audio": _Exploit(marker)}))
     _ss_pickle(src / "dev" / "s1" / "wrongsplit.pkl")
     _ss_pickle(src / "stray.pkl")
-    (src / "train" / "s1" / "truncated.pkl").write_bytes(
-        (src / "val" / "s2" / "good.pkl").read_bytes()[:500]
-    )
+    (src / "train" / "s1" / "truncated.pkl").write_bytes((src / "val" / "s2" / "good.pkl").read_bytes()[:500])
     (src / "train" / "s1" / "nofield.pkl").write_bytes(pickle.dumps({"rgb": []}))
     _ss_pickle(src / "train" / "s1" / "nan.pkl", source_audio=np.full(800, np.nan, np.float32))
     _ss_pickle(src / "train" / "s1" / "rate.pkl", sample_rate=8)

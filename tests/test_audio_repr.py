@@ -57,4 +57,4 @@ def test_crossfade_weights_blend_neighbours():
     y = crossfade_join(segs, owners, starts, x.shape, seg - hop)[0].numpy()
     assert y[0] == 1.0 and y[-1] == 0.0
     overlap = y[80:100]
-    assert np.all(np.diff(overlap) < 0) and 0 < overlap.min() and overlap.max() < 1
+    assert np.all(np.diff(overlap) < 0) and overlap.min() > 0 and overlap.max() < 1

@@ -34,21 +34,28 @@ class Maker:
 
 
 def groups(n=10):
-    return {("train", "clean_only"): [("train", "clean_only", i) for i in range(n)],
-            ("val", "clean_only"): [("val", "clean_only", i) for i in range(n, n + 4)]}
+    return {
+        ("train", "clean_only"): [("train", "clean_only", i) for i in range(n)],
+        ("val", "clean_only"): [("val", "clean_only", i) for i in range(n, n + 4)],
+    }
 
 
 def build(out, maker=Maker(), workers=1, fingerprint="v1", n=10):
     tasks = plan_tasks(groups(n), SHARDS.samples_per_shard)
-    return build_dataset(out, tasks, maker, name="test", shards=SHARDS, workers=workers, fingerprint=fingerprint)
+    return build_dataset(
+        out, tasks, maker, name="test", shards=SHARDS, workers=workers, fingerprint=fingerprint
+    )
 
 
 def test_plan_cuts_groups_into_named_shards():
     tasks = plan_tasks(groups(10), 3)
     assert [t.shard for t in tasks] == [
-        "shards/train/clean_only-000000.tar", "shards/train/clean_only-000001.tar",
-        "shards/train/clean_only-000002.tar", "shards/train/clean_only-000003.tar",
-        "shards/val/clean_only-000000.tar", "shards/val/clean_only-000001.tar",
+        "shards/train/clean_only-000000.tar",
+        "shards/train/clean_only-000001.tar",
+        "shards/train/clean_only-000002.tar",
+        "shards/train/clean_only-000003.tar",
+        "shards/val/clean_only-000000.tar",
+        "shards/val/clean_only-000001.tar",
     ]
     assert sum(len(t.items) for t in tasks) == 14
 
@@ -69,7 +76,10 @@ def test_build_writes_shards_and_manifest(tmp_path, workers):
 def test_manifest_uses_dictionary_encoding_and_row_groups(tmp_path):
     build(tmp_path / "ds")
     meta = pq.ParquetFile(tmp_path / "ds" / "manifest.parquet").metadata
-    cols = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i) for i in range(meta.num_columns)}
+    cols = {
+        meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i)
+        for i in range(meta.num_columns)
+    }
     assert "RLE_DICTIONARY" in str(cols["split"].encodings)
 
 

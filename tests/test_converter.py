@@ -16,7 +16,9 @@ SR = 16_000
 
 @pytest.fixture(scope="module")
 def model_cfg():
-    return load_params(None, ["model.size=tiny", "model.steps=2", "model.segment_seconds=0.64", "model.overlap_seconds=0.16"]).model
+    return load_params(
+        None, ["model.size=tiny", "model.steps=2", "model.segment_seconds=0.64", "model.overlap_seconds=0.16"]
+    ).model
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +70,11 @@ def test_silence_works(conv):
 
 @pytest.mark.parametrize(
     "bad, message",
-    [(np.array([0.1, np.nan] * 100, np.float32), "NaN or Inf"), (np.zeros(0, np.float32), "zero-length"),
-     (np.zeros((1, 2, 3), np.float32), "shape")],
+    [
+        (np.array([0.1, np.nan] * 100, np.float32), "NaN or Inf"),
+        (np.zeros(0, np.float32), "zero-length"),
+        (np.zeros((1, 2, 3), np.float32), "shape"),
+    ],
 )
 def test_bad_audio(conv, bad, message):
     with pytest.raises(BadInput, match=message):

@@ -59,13 +59,9 @@ def make_sample(item: tuple[str, str, str, int]) -> Sample:
 def build(out: Path) -> Path:
     groups, i = {}, 0
     for (split, kind), n in GROUPS.items():
-        groups[(split, kind)] = [
-            (f"{split}_{kind}_{j:03d}", split, kind, (i := i + 1)) for j in range(n)
-        ]
+        groups[(split, kind)] = [(f"{split}_{kind}_{j:03d}", split, kind, (i := i + 1)) for j in range(n)]
     tasks = plan_tasks(groups, samples_per_shard=3)
-    build_dataset(
-        out, tasks, make_sample, name="tiny", shards=ShardsConfig(samples_per_shard=3), workers=1
-    )
+    build_dataset(out, tasks, make_sample, name="tiny", shards=ShardsConfig(samples_per_shard=3), workers=1)
     return out
 
 
@@ -81,9 +77,7 @@ def tiny_copy(tiny, tmp_path) -> Path:
 
 
 def cfg(**kw) -> LoaderConfig:
-    base = dict(
-        segment_seconds=SEGMENT, batch_size=4, shuffle_buffer=8, num_workers=0, image_size=(8, 12)
-    )
+    base = dict(segment_seconds=SEGMENT, batch_size=4, shuffle_buffer=8, num_workers=0, image_size=(8, 12))
     return LoaderConfig(**{**base, **kw})
 
 
@@ -101,9 +95,7 @@ def keys_of(loader) -> list[str]:
 
 def test_select_shards_matches_manifest(tiny):
     urls, keys = select_shards(str(tiny), splits="train", kinds=["paired", "clean_only"])
-    assert keys == manifest_keys(tiny, "train", "paired") | manifest_keys(
-        tiny, "train", "clean_only"
-    )
+    assert keys == manifest_keys(tiny, "train", "paired") | manifest_keys(tiny, "train", "clean_only")
     assert len(urls) == 6 and all(Path(u).exists() and "/train/" in u for u in urls)
     _, some = select_shards(str(tiny), where=pc.field("room_id") == "room0")
     assert some and some < manifest_keys(tiny)
@@ -142,9 +134,7 @@ def test_batch_shapes_and_masks(tiny):
 # One multi-worker case: each spawned worker costs about 2 s of imports.
 @pytest.mark.parametrize(("num_workers", "train"), [(0, True), (0, False), (2, True)])
 def test_each_selected_key_once_per_epoch(tiny, num_workers, train):
-    loader = make_loader(
-        str(tiny), cfg(num_workers=num_workers), splits="train", kinds="paired", train=train
-    )
+    loader = make_loader(str(tiny), cfg(num_workers=num_workers), splits="train", kinds="paired", train=train)
     for _ in range(2 if num_workers == 0 else 1):
         seen = keys_of(loader)
         assert len(seen) == len(set(seen)) and set(seen) == manifest_keys(tiny, "train", "paired")
@@ -305,10 +295,7 @@ def test_corrupt_flac_sample_is_skipped(tiny_copy, caplog):
     stream = make_dataset(str(tiny_copy), cfg(), kinds="paired", splits="train")
     with caplog.at_level(logging.WARNING, "mvsd.data.loader"):
         keys = Counter(s["key"] for s in stream)
-    assert (
-        set(keys) == manifest_keys(tiny_copy, "train", "paired") - {victim}
-        and max(keys.values()) == 1
-    )
+    assert set(keys) == manifest_keys(tiny_copy, "train", "paired") - {victim} and max(keys.values()) == 1
     assert stream.stats["bad_samples"] == 1
     assert str(shard) in caplog.text and victim in caplog.text
 

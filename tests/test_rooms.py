@@ -19,7 +19,9 @@ def decaying_noise(t60, seconds=1.5, seed=0):
 
 @pytest.mark.parametrize("t60", [0.3, 0.6, 1.2])
 def test_rt60_of_exponential_decay_within_5_percent(t60):
-    assert rooms.measure_rt60(decaying_noise(t60, seconds=max(1.0, 1.5 * t60))) == pytest.approx(t60, rel=0.05)
+    assert rooms.measure_rt60(decaying_noise(t60, seconds=max(1.0, 1.5 * t60))) == pytest.approx(
+        t60, rel=0.05
+    )
 
 
 def test_drr_known_answer():
@@ -33,7 +35,7 @@ def test_drr_known_answer():
 def test_materials_exist_in_pyroomacoustics_database():
     import pyroomacoustics as pra
 
-    for cls, (names, scattering) in MATERIALS.items():
+    for names, scattering in MATERIALS.values():
         assert 0 <= scattering <= 1
         for n in names:
             pra.Material(n)  # raises on an unknown name
@@ -52,7 +54,9 @@ def test_sampled_rooms_are_deterministic_and_within_ranges():
             assert lo <= d <= hi
         v = rooms.sample_view(np.random.default_rng(0), r, "v", ranges)
         for p in (v.mic, v.source):
-            assert all(ranges.min_wall_distance <= x <= d - ranges.min_wall_distance for x, d in zip(p, r.dims))
+            assert all(
+                ranges.min_wall_distance <= x <= d - ranges.min_wall_distance for x, d in zip(p, r.dims)
+            )
         assert np.linalg.norm(np.subtract(v.mic, v.source)) >= ranges.min_source_distance
 
 
@@ -79,8 +83,12 @@ def test_absorbent_room_is_less_reverberant():
 
 def test_bigger_room_is_more_reverberant():
     cfg = RirConfig(n_rays=1000, max_seconds=2.0)
-    small = rooms.simulate_rir(View("v", _room("plaster", (4.0, 3.0, 2.5)), (1.0, 1.0, 1.4), (3.0, 2.0, 1.6)), cfg)
-    big = rooms.simulate_rir(View("v", _room("plaster", (16.0, 12.0, 6.0)), (1.0, 1.0, 1.4), (3.0, 2.0, 1.6)), cfg)
+    small = rooms.simulate_rir(
+        View("v", _room("plaster", (4.0, 3.0, 2.5)), (1.0, 1.0, 1.4), (3.0, 2.0, 1.6)), cfg
+    )
+    big = rooms.simulate_rir(
+        View("v", _room("plaster", (16.0, 12.0, 6.0)), (1.0, 1.0, 1.4), (3.0, 2.0, 1.6)), cfg
+    )
     assert rooms.measure_rt60(big) > 1.5 * rooms.measure_rt60(small)
 
 

@@ -14,7 +14,10 @@ def test_write_then_read_groups_members(tmp_path):
     write_shard(p, SAMPLES)
     assert tarfile.is_tarfile(p)
     got = list(iter_shard(p))
-    assert got == [("a1", {"clean.flac": b"xx", "json": b"{}"}), ("b2", {"image.jpg": b"yyy", "json": b"{1}"})]
+    assert got == [
+        ("a1", {"clean.flac": b"xx", "json": b"{}"}),
+        ("b2", {"image.jpg": b"yyy", "json": b"{1}"}),
+    ]
 
 
 def test_byte_identical_rewrite_and_no_temp_left(tmp_path):

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import TINY_SIMROOMS
 from scipy.signal import fftconvolve
 
 from mvsd.data.inspect import dataset_stats, verify_dataset
@@ -17,8 +18,6 @@ from mvsd.data.manifest import read_manifest
 from mvsd.data.sample import DECODERS
 from mvsd.data.shards import iter_shard
 from mvsd.sim.synth import split_counts, synth
-
-from conftest import TINY_SIMROOMS
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +96,10 @@ def test_reverb_is_clean_convolved_with_rir(tiny_dataset):
 def test_metadata_matches_rooms_table(tiny_dataset):
     out, params, _ = tiny_dataset
     views = {v["view_id"]: v for v in json.loads((out / "rooms.json").read_text())}
-    assert len(views) == (params.simrooms.n_rooms_seen + params.simrooms.n_rooms_unseen) * params.simrooms.views_per_room
+    assert (
+        len(views)
+        == (params.simrooms.n_rooms_seen + params.simrooms.n_rooms_unseen) * params.simrooms.views_per_room
+    )
     _, decoded = _samples(out)
     for d in decoded.values():
         v = views[d["json"]["view"]]

@@ -188,9 +188,7 @@ def rgb_from_array(x: Any, name: str) -> np.ndarray:
     if x.ndim == 2:
         x = np.stack([x] * 3, axis=-1)
     if x.ndim != 3 or x.shape[2] not in (3, 4) or x.dtype.kind not in "fiub" or x.size == 0:
-        raise BadInput(
-            name, f"image must be an (H, W[, 1|3|4]) number array, not {x.shape} {x.dtype}"
-        )
+        raise BadInput(name, f"image must be an (H, W[, 1|3|4]) number array, not {x.shape} {x.dtype}")
     x = x[..., :3]
     if x.dtype != np.uint8:
         x = x.astype(np.float64)
@@ -263,9 +261,7 @@ def _plan_soundspaces(files: list[str], ingest: IngestConfig, split: str) -> Gro
     return groups
 
 
-def _field_audio(
-    data: dict, field: str, sr: int, name: str, allow_silence: bool = False
-) -> np.ndarray:
+def _field_audio(data: dict, field: str, sr: int, name: str, allow_silence: bool = False) -> np.ndarray:
     """A pickle's audio field as 16 kHz mono: ``(T,)``, ``(T, C)`` or ``(C, T)`` (binaural)."""
     x = np.asarray(data[field])
     if x.dtype.kind not in "fiu":
@@ -384,9 +380,7 @@ def _in_folder(rel: str, folder: str) -> bool:
 def _scan_avspeech(root: Path, skip: Path | None) -> list[str]:
     files = scan_files(root, IMAGE_EXTENSIONS + AUDIO_EXTENSIONS, skip)
     images, audios = _split_media(files)
-    return sorted(
-        [f for f in images if _in_folder(f, "img")] + [f for f in audios if _in_folder(f, "audio")]
-    )
+    return sorted([f for f in images if _in_folder(f, "img")] + [f for f in audios if _in_folder(f, "audio")])
 
 
 def video_id(stem: str) -> str:
@@ -439,9 +433,7 @@ def _plan_reverb_folder(files: list[str], ingest: IngestConfig, split: str) -> G
     pairs, rejected = _pair(images, audios, pair_id)
     groups: Groups = defaultdict(list)
     groups[REJECTED] += rejected
-    groups[(split, "reverb_only")] += [
-        Item(make_key(a), split, "reverb_only", (i, a)) for i, a in pairs
-    ]
+    groups[(split, "reverb_only")] += [Item(make_key(a), split, "reverb_only", (i, a)) for i, a in pairs]
     return groups
 
 
@@ -514,9 +506,7 @@ def _check_args(source: str, split: str | None) -> tuple[Adapter, str]:
         raise ValueError(f"unknown source {source!r}; valid sources: {', '.join(ADAPTERS)}")
     adapter = ADAPTERS[source]
     if split is not None and adapter.own_splits:
-        raise ValueError(
-            f"{source} decides splits itself; --split applies to clean-folder and reverb-folder"
-        )
+        raise ValueError(f"{source} decides splits itself; --split applies to clean-folder and reverb-folder")
     if split is not None and split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
     return adapter, split or "train"

@@ -76,7 +76,11 @@ class BuildSummary:
     version: str
 
     def line(self) -> str:
-        q = f", quarantined {self.quarantined} (see {self.dataset / QUARANTINE})" if self.quarantined else ", quarantined 0"
+        q = (
+            f", quarantined {self.quarantined} (see {self.dataset / QUARANTINE})"
+            if self.quarantined
+            else ", quarantined 0"
+        )
         r = f", {self.resumed_shards} shard(s) already done" if self.resumed_shards else ""
         return (
             f"{self.dataset}: {self.samples} samples in {self.shards} shards{q}{r} "
@@ -89,9 +93,7 @@ def resolve_workers(workers: int) -> int:
     return workers if workers > 0 else (os.cpu_count() or 1)
 
 
-def plan_tasks(
-    groups: dict[tuple[str, str], list[Any]], samples_per_shard: int
-) -> list[ShardTask]:
+def plan_tasks(groups: dict[tuple[str, str], list[Any]], samples_per_shard: int) -> list[ShardTask]:
     """Cut each (split, kind) group of work items into shards of ``samples_per_shard``."""
     tasks = []
     for (split, kind), items in sorted(groups.items()):
@@ -126,7 +128,12 @@ def run_task(task: ShardTask, make_sample: Callable[[Any], Sample], out: str) ->
 
 
 def parallel_map(
-    fn: Callable[..., Any], items: list[Any], workers: int, description: str, units: Callable[[Any], int] | None = None, total: int | None = None
+    fn: Callable[..., Any],
+    items: list[Any],
+    workers: int,
+    description: str,
+    units: Callable[[Any], int] | None = None,
+    total: int | None = None,
 ) -> Iterator[Any]:
     """``fn(item)`` for each item on ``workers`` processes (inline for 1), with a progress bar.
 
@@ -214,7 +221,13 @@ def build_dataset(
     version = consolidate(out, tasks, name, shards)
     rows = json.loads((out / DATASET_JSON).read_text())
     return BuildSummary(
-        out, rows["samples"], rows["quarantined"], rows["shards"], sum(is_done), time.perf_counter() - t0, version
+        out,
+        rows["samples"],
+        rows["quarantined"],
+        rows["shards"],
+        sum(is_done),
+        time.perf_counter() - t0,
+        version,
     )
 
 

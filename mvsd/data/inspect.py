@@ -49,7 +49,16 @@ def _summary(x: np.ndarray) -> dict[str, float] | None:
     if x.size == 0:
         return None
     q = np.percentile(x, [5, 25, 50, 75, 95])
-    return {"mean": float(x.mean()), "min": float(x.min()), "p5": q[0], "p25": q[1], "median": q[2], "p75": q[3], "p95": q[4], "max": float(x.max())}
+    return {
+        "mean": float(x.mean()),
+        "min": float(x.min()),
+        "p5": q[0],
+        "p25": q[1],
+        "median": q[2],
+        "p75": q[3],
+        "p95": q[4],
+        "max": float(x.max()),
+    }
 
 
 def _bin_label(i: int) -> str:
@@ -81,7 +90,9 @@ def print_stats(stats: dict[str, Any]) -> None:
     )
     if stats["rt60"]:
         r = stats["rt60"]
-        con.print(f"RT60 (s): median {r['median']:.2f}, 5-95% {r['p5']:.2f}-{r['p95']:.2f}, range {r['min']:.2f}-{r['max']:.2f}")
+        con.print(
+            f"RT60 (s): median {r['median']:.2f}, 5-95% {r['p5']:.2f}-{r['p95']:.2f}, range {r['min']:.2f}-{r['max']:.2f}"
+        )
         top = max(stats["rt60_histogram"].values()) or 1
         for label, count in stats["rt60_histogram"].items():
             con.print(f"  {label:>10} {'█' * round(40 * count / top):<40} {count}")
@@ -111,7 +122,11 @@ def verify_dataset(dataset: str | Path) -> VerifyReport:
     for r in rows:
         by_shard[r["shard"]][r["key"]] = r
     report = VerifyReport()
-    on_disk = {str(p.relative_to(root)) for p in (root / "shards").rglob("*.tar")} if (root / "shards").exists() else set()
+    on_disk = (
+        {str(p.relative_to(root)) for p in (root / "shards").rglob("*.tar")}
+        if (root / "shards").exists()
+        else set()
+    )
     for extra in sorted(on_disk - set(by_shard)):
         report.problems.append(f"{extra}: shard not in the manifest")
     with progress_bar("verifying shards", len(by_shard)) as advance:

@@ -73,9 +73,7 @@ def join_url(dataset: str, rel: str) -> str:
     return f"{str(dataset).rstrip('/')}/{rel}"
 
 
-def _names(
-    values: str | Iterable[str] | None, valid: tuple[str, ...], what: str
-) -> list[str] | None:
+def _names(values: str | Iterable[str] | None, valid: tuple[str, ...], what: str) -> list[str] | None:
     if values is None:
         return None
     names = [values] if isinstance(values, str) else list(values)
@@ -85,9 +83,7 @@ def _names(
     return names
 
 
-def read_selection(
-    dataset: str, splits=None, kinds=None, where: pc.Expression | None = None
-) -> pa.Table:
+def read_selection(dataset: str, splits=None, kinds=None, where: pc.Expression | None = None) -> pa.Table:
     """The manifest rows of ``dataset`` (a folder or fsspec URL) in the selected splits and kinds
     that also satisfy the pyarrow expression ``where`` (e.g. ``pc.field("rt60") > 0.5``)."""
     splits = _names(splits, SPLITS, "split(s)")
@@ -97,9 +93,7 @@ def read_selection(
         with fsspec.open(url, "rb") as f:
             table = pq.read_table(f)
     except FileNotFoundError:
-        raise FileNotFoundError(
-            f"{dataset}: no {MANIFEST} (is it a dataset built by mvsd?)"
-        ) from None
+        raise FileNotFoundError(f"{dataset}: no {MANIFEST} (is it a dataset built by mvsd?)") from None
     for column, names in (("split", splits), ("kind", kinds)):
         if names is not None:
             table = table.filter(pc.field(column).isin(names))
@@ -118,9 +112,7 @@ def select_shards(dataset: str, splits=None, kinds=None, where=None) -> tuple[li
     """
     table = read_selection(dataset, splits, kinds, where)
     if table.num_rows == 0:
-        raise ValueError(
-            f"{dataset}: no samples match splits={splits!r}, kinds={kinds!r}, where={where}"
-        )
+        raise ValueError(f"{dataset}: no samples match splits={splits!r}, kinds={kinds!r}, where={where}")
     shards = dict.fromkeys(table.column("shard").to_pylist())  # unique, in manifest order
     return [join_url(dataset, s) for s in shards], set(table.column("key").to_pylist())
 
@@ -164,9 +156,7 @@ def crop_pair(
     """
     n = min((len(x) for x in (clean, reverb) if x is not None), default=0)
     offset = rng.randint(0, n - length) if rng is not None and n > length else 0
-    return tuple(
-        None if x is None else _fit(x[offset : offset + length], length) for x in (clean, reverb)
-    )
+    return tuple(None if x is None else _fit(x[offset : offset + length], length) for x in (clean, reverb))
 
 
 def _fit(x: np.ndarray, length: int) -> np.ndarray:
@@ -304,9 +294,7 @@ class ShardStream(IterableDataset):
         # with_epoch(0) would mean "no limit": a worker with no batch to make yields nothing.
         return iter(pipeline.with_epoch(n)) if n else iter(())
 
-    def _read_shards(
-        self, src: Iterable[dict[str, str]]
-    ) -> Iterator[tuple[str, str, dict[str, bytes]]]:
+    def _read_shards(self, src: Iterable[dict[str, str]]) -> Iterator[tuple[str, str, dict[str, bytes]]]:
         """``(url, key, members)`` of the selected keys in each shard ``{"url": u}`` of ``src``."""
         empty = 0
         for item in src:

@@ -54,7 +54,9 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 
 
-def manifest_row(s: Sample, shard: str, members: dict[str, bytes], checksums: dict[str, str]) -> dict[str, Any]:
+def manifest_row(
+    s: Sample, shard: str, members: dict[str, bytes], checksums: dict[str, str]
+) -> dict[str, Any]:
     """The manifest row of a written sample (``dataset_version`` is filled in at the end)."""
     return {
         "key": s.key,
@@ -87,7 +89,9 @@ def to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def write_table(table: pa.Table, path: str | Path, row_group_size: int = 4096, compression: str = "zstd") -> None:
+def write_table(
+    table: pa.Table, path: str | Path, row_group_size: int = 4096, compression: str = "zstd"
+) -> None:
     """Write a table atomically; the same table gives the same bytes."""
     buf = io.BytesIO()
     pq.write_table(

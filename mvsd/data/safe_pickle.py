@@ -57,9 +57,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise BadInput(self.name, "pickle uses persistent ids, which are not allowed")
 
 
-def safe_load(
-    path_or_bytes: str | Path | bytes | bytearray | memoryview, name: str | None = None
-) -> Any:
+def safe_load(path_or_bytes: str | Path | bytes | bytearray | memoryview, name: str | None = None) -> Any:
     """Unpickle a file (or bytes) that may only contain numpy arrays and plain containers.
 
     Args:

@@ -26,7 +26,9 @@ class SourceFlow:
     def __init__(self, sigma: float = 0.05):
         self.sigma = sigma
 
-    def sample_times(self, batch: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_times(
+        self, batch: int, device: torch.device, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         return torch.rand(batch, device=device, generator=generator)
 
     def start(self, source: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -40,7 +42,9 @@ class SourceFlow:
         tt = t[:, None, None, None]
         return (1 - tt) * x0 + tt * target, target - x0
 
-    def estimate_target(self, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    def estimate_target(
+        self, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor, source: torch.Tensor
+    ) -> torch.Tensor:
         """One-step estimate of the target: follow the predicted velocity to ``t = 1``."""
         return x_t + (1 - t)[:, None, None, None] * output
 
@@ -55,7 +59,9 @@ class SourceFlow:
         """Integrate the learned velocity from ``t = 0`` to 1 in ``steps`` network evaluations
         (Heun uses two per step except the last, so it takes ``steps // 2 + 1`` intervals)."""
         if sampler not in self.samplers:
-            raise ValueError(f"unknown sampler {sampler!r} for {self.name}; valid: {', '.join(self.samplers)}")
+            raise ValueError(
+                f"unknown sampler {sampler!r} for {self.name}; valid: {', '.join(self.samplers)}"
+            )
         noise = torch.randn(source.shape, generator=generator, device=source.device, dtype=source.dtype)
         x = self.start(source, noise)
         intervals = steps if sampler == "euler" else max(1, (steps + 1) // 2)

@@ -32,7 +32,9 @@ class VPDiffusion:
         ab = f(t) / f(torch.zeros_like(t))
         return ab.clamp(1e-4, self.max_alpha_bar)  # never exactly 0 or 1: x0 and ε stay recoverable
 
-    def sample_times(self, batch: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_times(
+        self, batch: int, device: torch.device, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         return self.t_min + (1 - self.t_min) * torch.rand(batch, device=device, generator=generator)
 
     def _coef(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,7 +48,9 @@ class VPDiffusion:
         a, sigma = self._coef(t)
         return a * target + sigma * noise, noise
 
-    def estimate_target(self, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    def estimate_target(
+        self, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor, source: torch.Tensor
+    ) -> torch.Tensor:
         """One-step estimate of x0 from a noise prediction (Ho et al. Eq. 15)."""
         a, sigma = self._coef(t)
         return (x_t - sigma * output) / a
@@ -61,7 +65,9 @@ class VPDiffusion:
     ) -> torch.Tensor:
         """Generate x0 in ``steps`` network evaluations (``sampler`` ``ddim`` or ``ddpm``)."""
         if sampler not in self.samplers:
-            raise ValueError(f"unknown sampler {sampler!r} for {self.name}; valid: {', '.join(self.samplers)}")
+            raise ValueError(
+                f"unknown sampler {sampler!r} for {self.name}; valid: {', '.join(self.samplers)}"
+            )
         eta = 1.0 if sampler == "ddpm" else 0.0
         x = torch.randn(source.shape, generator=generator, device=source.device, dtype=source.dtype)
         times = torch.linspace(1.0, 0.0, steps + 1, device=source.device)

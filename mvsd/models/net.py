@@ -77,5 +77,7 @@ class MVSDNet(nn.Module):
     ) -> torch.Tensor:
         return self.unet(x, source, t, *cond)
 
-    def forward(self, x: torch.Tensor, source: torch.Tensor, t: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, source: torch.Tensor, t: torch.Tensor, image: torch.Tensor
+    ) -> torch.Tensor:
         return self.denoise(x, source, t, self.encode_image(image))

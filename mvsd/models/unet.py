@@ -89,7 +89,9 @@ class CrossAttention(nn.Module):
 
 
 class UNet(nn.Module):
-    def __init__(self, cfg: UNetConfig, embed_dim: int, token_dim: int, in_channels: int = 4, out_channels: int = 2):
+    def __init__(
+        self, cfg: UNetConfig, embed_dim: int, token_dim: int, in_channels: int = 4, out_channels: int = 2
+    ):
         super().__init__()
         self.cfg = cfg
         ch, cd, g = cfg.channels, cfg.cond_dim, cfg.groups
@@ -102,7 +104,9 @@ class UNet(nn.Module):
         self.mid = ResBlock(ch[-1], ch[-1], cd, g)
         self.attn_up = CrossAttention(ch[-1], token_dim, cfg.attn_heads, g)
         self.upsample = nn.ModuleList(nn.ConvTranspose2d(c, c, 2, stride=2) for c in ch[-2::-1])
-        self.up_blocks = nn.ModuleList(ResBlock(2 * a, b, cd, g) for a, b in zip(ch[::-1], ch[-2::-1] + ch[:1]))
+        self.up_blocks = nn.ModuleList(
+            ResBlock(2 * a, b, cd, g) for a, b in zip(ch[::-1], ch[-2::-1] + ch[:1])
+        )
         self.head = nn.Sequential(_norm(ch[0], g), nn.SiLU(), nn.Conv2d(ch[0], out_channels, 3, padding=1))
 
     @property
@@ -111,7 +115,12 @@ class UNet(nn.Module):
         return 2 ** (len(self.cfg.channels) - 1)
 
     def forward(
-        self, x: torch.Tensor, source: torch.Tensor, t: torch.Tensor, embedding: torch.Tensor, tokens: torch.Tensor
+        self,
+        x: torch.Tensor,
+        source: torch.Tensor,
+        t: torch.Tensor,
+        embedding: torch.Tensor,
+        tokens: torch.Tensor,
     ) -> torch.Tensor:
         """``x, source (B, 2, F, N)``, ``t (B,)``, ``embedding (B, E)``, ``tokens (B, M, D)`` -> ``(B, 2, F, N)``."""
         n = x.shape[-1]

@@ -58,7 +58,9 @@ class VisualEncoder(nn.Module):
         cin = w[0]
         for i, cout in enumerate(w):
             stride = 1 if i == 0 else 2
-            setattr(self, f"layer{i + 1}", nn.Sequential(BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)))
+            setattr(
+                self, f"layer{i + 1}", nn.Sequential(BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1))
+            )
             cin = cout
         self.embed = nn.Linear(w[-1], cfg.embed_dim)
 

@@ -86,9 +86,7 @@ def _as_xyz(name: str, value: object) -> np.ndarray:
 
 def _check_surfaces(surfaces: object) -> tuple[str, ...]:
     if not isinstance(surfaces, Mapping):
-        raise ValueError(
-            f"surfaces must be a dict surface-name -> material class, got {surfaces!r}"
-        )
+        raise ValueError(f"surfaces must be a dict surface-name -> material class, got {surfaces!r}")
     unknown = [k for k in surfaces if k not in _SURFACES]
     if unknown:
         raise ValueError(f"unknown surface name(s) {unknown}; valid surfaces: {list(_SURFACES)}")

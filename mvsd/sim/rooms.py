@@ -55,15 +55,76 @@ class RoomType:
 
 
 ROOM_TYPES: dict[str, RoomType] = {
-    "office": RoomType((3, 7), (2.5, 5), (2.4, 3.0), ("plaster", "glass", "wood", "acoustic_panel"), ("carpet", "linoleum"), ("acoustic_ceiling", "plaster"), 3),
-    "classroom": RoomType((7, 11), (6, 9), (2.8, 3.5), ("plaster", "glass", "brick"), ("linoleum", "wood", "tile"), ("acoustic_ceiling", "plaster"), 2),
-    "living_room": RoomType((4, 8), (3.5, 6), (2.4, 3.0), ("plaster", "curtain", "wood", "brick"), ("carpet", "wood"), ("plaster",), 3),
-    "bathroom": RoomType((2.5, 4), (2.5, 3.5), (2.4, 2.8), ("tile", "glass", "plaster"), ("tile", "marble"), ("plaster", "tile")),
-    "corridor": RoomType((8, 24), (2.5, 3.5), (2.5, 3.5), ("plaster", "concrete", "glass"), ("linoleum", "tile", "concrete"), ("plaster", "acoustic_ceiling", "concrete")),
-    "studio": RoomType((4, 9), (3.5, 7), (2.6, 4.0), ("acoustic_panel", "curtain", "wood"), ("carpet", "wood"), ("acoustic_ceiling",), 2),
+    "office": RoomType(
+        (3, 7),
+        (2.5, 5),
+        (2.4, 3.0),
+        ("plaster", "glass", "wood", "acoustic_panel"),
+        ("carpet", "linoleum"),
+        ("acoustic_ceiling", "plaster"),
+        3,
+    ),
+    "classroom": RoomType(
+        (7, 11),
+        (6, 9),
+        (2.8, 3.5),
+        ("plaster", "glass", "brick"),
+        ("linoleum", "wood", "tile"),
+        ("acoustic_ceiling", "plaster"),
+        2,
+    ),
+    "living_room": RoomType(
+        (4, 8),
+        (3.5, 6),
+        (2.4, 3.0),
+        ("plaster", "curtain", "wood", "brick"),
+        ("carpet", "wood"),
+        ("plaster",),
+        3,
+    ),
+    "bathroom": RoomType(
+        (2.5, 4),
+        (2.5, 3.5),
+        (2.4, 2.8),
+        ("tile", "glass", "plaster"),
+        ("tile", "marble"),
+        ("plaster", "tile"),
+    ),
+    "corridor": RoomType(
+        (8, 24),
+        (2.5, 3.5),
+        (2.5, 3.5),
+        ("plaster", "concrete", "glass"),
+        ("linoleum", "tile", "concrete"),
+        ("plaster", "acoustic_ceiling", "concrete"),
+    ),
+    "studio": RoomType(
+        (4, 9),
+        (3.5, 7),
+        (2.6, 4.0),
+        ("acoustic_panel", "curtain", "wood"),
+        ("carpet", "wood"),
+        ("acoustic_ceiling",),
+        2,
+    ),
     "garage": RoomType((5, 9), (3, 7), (2.4, 3.2), ("concrete", "brick"), ("concrete",), ("concrete",)),
-    "church": RoomType((14, 24), (8, 18), (6, 9), ("brick", "marble", "concrete", "glass"), ("marble", "tile", "wood"), ("wood", "plaster", "concrete")),
-    "hall": RoomType((12, 24), (10, 18), (5, 9), ("wood", "plaster", "curtain", "acoustic_panel", "concrete"), ("wood", "carpet", "linoleum"), ("acoustic_ceiling", "wood", "plaster"), 2),
+    "church": RoomType(
+        (14, 24),
+        (8, 18),
+        (6, 9),
+        ("brick", "marble", "concrete", "glass"),
+        ("marble", "tile", "wood"),
+        ("wood", "plaster", "concrete"),
+    ),
+    "hall": RoomType(
+        (12, 24),
+        (10, 18),
+        (5, 9),
+        ("wood", "plaster", "curtain", "acoustic_panel", "concrete"),
+        ("wood", "carpet", "linoleum"),
+        ("acoustic_ceiling", "wood", "plaster"),
+        2,
+    ),
 }
 
 
@@ -143,7 +204,10 @@ def simulate_rir(view: View, cfg: RirConfig, seed: int = 0) -> np.ndarray:
     )
     if cfg.ray_tracing:
         shoebox.set_ray_tracing(
-            n_rays=cfg.n_rays, receiver_radius=cfg.receiver_radius, energy_thres=1e-7, time_thres=cfg.max_seconds
+            n_rays=cfg.n_rays,
+            receiver_radius=cfg.receiver_radius,
+            energy_thres=1e-7,
+            time_thres=cfg.max_seconds,
         )
     shoebox.add_source(list(view.source))
     shoebox.add_microphone(np.array(view.mic)[:, None])
@@ -174,7 +238,9 @@ def direct_index(view: View, fs: int = SAMPLE_RATE) -> int:
     return round(d / pra.constants.get("c") * fs) + pra.constants.get("frac_delay_length") // 2
 
 
-def measure_drr(rir: np.ndarray, fs: int = SAMPLE_RATE, window_ms: float = 2.5, direct: int | None = None) -> float:
+def measure_drr(
+    rir: np.ndarray, fs: int = SAMPLE_RATE, window_ms: float = 2.5, direct: int | None = None
+) -> float:
     """Direct-to-reverberant ratio in dB: energy within ±``window_ms`` of the direct sound over the
     energy of everything after that window.
 

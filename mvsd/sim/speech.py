@@ -30,9 +30,7 @@ from mvsd.audio_io import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, SAMPLE_RATE, load_au
 from mvsd.errors import BadInput
 
 ESPEAK = "espeak-ng"
-INSTALL_HINT = (
-    "espeak-ng is not installed or not on PATH; install it with `apt-get install espeak-ng`"
-)
+INSTALL_HINT = "espeak-ng is not installed or not on PATH; install it with `apt-get install espeak-ng`"
 # Accents in preference order; only those this espeak-ng install has (and not MBROLA ones) are used.
 ENGLISH_VOICES = (
     "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc",
@@ -225,9 +223,7 @@ FUTURE_TIMES = _words(
 )
 QUESTION_WORDS = ("Where", "Why", "When", "How")
 CONNECTIVES = ("but", "and then", "so", "because", "while", "although")
-REPORTERS = _words(
-    "said that|thinks that|told me that|heard that|wrote that|believes that|was sure that"
-)
+REPORTERS = _words("said that|thinks that|told me that|heard that|wrote that|believes that|was sure that")
 
 
 def _pick(rng: np.random.Generator, seq: Sequence[T]) -> T:
@@ -362,9 +358,7 @@ def _synthesize_many(texts: list[str], speaker: Speaker) -> list[np.ndarray]:
     :class:`SentenceGenerator` pauses that long). Falls back to one run per text if the cut does
     not give one piece per text.
     """
-    ssml = f' <break time="{round(BREAK_S * 1000)}ms"/> '.join(
-        html.escape(t, quote=False) for t in texts
-    )
+    ssml = f' <break time="{round(BREAK_S * 1000)}ms"/> '.join(html.escape(t, quote=False) for t in texts)
     x = _trim(_espeak_wav(ssml, speaker, ssml=True))
     # A break is exact zeros; -60 dB re the peak also tolerates a variant's echo tail.
     peak = float(np.max(np.abs(x))) if x.size else 0.0
@@ -510,9 +504,7 @@ class FolderSpeech:
         """Distinct speaker ids, sorted."""
         return sorted({e.speaker_id for e in self._entries})
 
-    def clip(
-        self, index: int, rng: np.random.Generator, length_s: float
-    ) -> tuple[np.ndarray, str, str]:
+    def clip(self, index: int, rng: np.random.Generator, length_s: float) -> tuple[np.ndarray, str, str]:
         """A random crop of file ``index % len(self)``.
 
         Only the cropped part (plus a 50 ms margin for the resampling filter) is decoded, so long

@@ -149,11 +149,22 @@ class ViewJob:
         rir = rooms.simulate_rir(view, s.rir, seed=_view_seed(s.seed, view.view_id))
         img = s.image
         if img.panorama:
-            rgb, depth = render_panorama(view.room.dims, view.room.surfaces, view.mic, view.source, img.pano_width, img.pano_height)
+            rgb, depth = render_panorama(
+                view.room.dims, view.room.surfaces, view.mic, view.source, img.pano_width, img.pano_height
+            )
         else:
-            rgb, depth = render_view(view.room.dims, view.room.surfaces, view.mic, view.source, img.width, img.height, img.fov_deg)
+            rgb, depth = render_view(
+                view.room.dims, view.room.surfaces, view.mic, view.source, img.width, img.height, img.fov_deg
+            )
         buf = io.BytesIO()
-        np.savez(buf, rir=rir, rgb=rgb, depth=depth, rt60=rooms.measure_rt60(rir), drr=rooms.measure_drr(rir, direct=rooms.direct_index(view)))
+        np.savez(
+            buf,
+            rir=rir,
+            rgb=rgb,
+            depth=depth,
+            rt60=rooms.measure_rt60(rir),
+            drr=rooms.measure_drr(rir, direct=rooms.direct_index(view)),
+        )
         write_bytes_atomic(path, buf.getvalue())
         return view.view_id
 
@@ -244,7 +255,16 @@ def synth(out: str | Path, params: Params, speech_dir: str | None = None) -> Bui
         pass
     write_rooms_table(out, views)
     job = SynthJob(str(out), params, str(speech_dir) if speech_dir else None)
-    summary = build_dataset(out, tasks, job, name=SOURCE, shards=params.shards, workers=s.workers, fingerprint=fp, description="samples")
+    summary = build_dataset(
+        out,
+        tasks,
+        job,
+        name=SOURCE,
+        shards=params.shards,
+        workers=s.workers,
+        fingerprint=fp,
+        description="samples",
+    )
     shutil.rmtree(out / BUILD_DIR / "views", ignore_errors=True)
     return summary
 
@@ -269,4 +289,3 @@ def write_rooms_table(out: Path, views: list[rooms.View]) -> None:
             }
         )
     write_bytes_atomic(out / "rooms.json", (json.dumps(rows, indent=1) + "\n").encode())
-
