@@ -25,7 +25,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "setup: installing Python packages into $VENV (first time: a few minutes)"
     # torch 2.14.1 + torchaudio 2.11.0 import and run on the CPU here (DESIGN.md, measured);
     # pip takes them from this machine's local wheel store.
-    "$VENV/bin/pip" install -q "torch==2.14.1" "torchaudio==2.11.0"
-    "$VENV/bin/pip" install -q -e ".[dev]"
+    quiet() { "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; }
+    quiet "$VENV/bin/pip" install -q "torch==2.14.1" "torchaudio==2.11.0"
+    quiet "$VENV/bin/pip" install -q -e ".[dev]"
     echo "$want" > "$stamp"
 fi

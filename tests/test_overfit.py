@@ -1,0 +1,68 @@
+"""A tiny converter overfits two SimRooms samples (slow: about a minute on 2 idle cores)."""
+
+import numpy as np
+import pytest
+import torch
+
+from mvsd.audio import Spectrogram
+from mvsd.config import load_params
+from mvsd.converter import Converter
+from mvsd.data.manifest import read_manifest
+from mvsd.data.sample import DECODERS
+from mvsd.data.shards import iter_shard
+from mvsd.images import prepare_images
+from mvsd.losses import diffusion_step, magnitude, style_loss
+from mvsd.sim.synth import synth
+
+from conftest import TINY_SIMROOMS
+
+STEPS = 600
+SEGMENT = 10_240  # 0.64 s
+
+
+def two_paired_samples(out):
+    rows = [r for r in read_manifest(out).to_pylist() if r["kind"] == "paired"][:2]
+    samples = []
+    for r in rows:
+        for key, members in iter_shard(out / r["shard"]):
+            if key == r["key"]:
+                samples.append({m: DECODERS[m](b) for m, b in members.items()})
+    return samples
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("direction", ["reverb", "dereverb"])
+def test_tiny_converter_overfits(tmp_path, direction):
+    torch.manual_seed(0)
+    params = load_params(None, TINY_SIMROOMS)
+    synth(tmp_path / "ds", params)
+    samples = two_paired_samples(tmp_path / "ds")
+    cut = lambda m: torch.tensor(np.stack([s[m][4000 : 4000 + SEGMENT] for s in samples]))  # noqa: E731
+    dry, wet = cut("clean.flac"), cut("reverb.flac")
+    source, target = (dry, wet) if direction == "reverb" else (wet, dry)
+    model = load_params(
+        None,
+        ["model.size=tiny", "model.sizes.tiny.unet_channels=[8,16,32]", "model.sizes.tiny.visual_widths=[8,8,16,16]",
+         "model.segment_seconds=0.64", "model.overlap_seconds=0.0"],
+    ).model
+    conv = Converter.new(direction, model, seed=0)
+    images = prepare_images([s["image.jpg"] for s in samples], 2, model.image_size, model.use_depth)
+    stft = Spectrogram()
+    src, tgt = stft(source), stft(target)
+    opt = torch.optim.Adam(conv.net.parameters(), lr=5e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=5e-3, total_steps=STEPS)
+    gen = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(STEPS):
+        loss, estimate = diffusion_step(conv.net, conv.process, tgt, src, images, gen)
+        opt.zero_grad()
+        (loss + style_loss(estimate, tgt)).backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-20:]) < 0.1 * np.mean(losses[:10])
+
+    conv.ema.load_state_dict(conv.net.state_dict())
+    out = conv.convert(source.numpy(), images, steps=2, seed=0)
+    dist = lambda a, b: (magnitude(stft(torch.as_tensor(a))) - magnitude(stft(b))).pow(2).mean().item()  # noqa: E731
+    assert dist(out, target) < dist(source, target)
