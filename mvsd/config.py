@@ -142,9 +142,20 @@ class ModelConfig:
     overlap_seconds: float = 0.32  # ... overlapping by this much, cross-faded
     max_batch: int = 16  # segments per forward pass at inference
     image_size: tuple[int, int] = (96, 128)  # (H, W) images are resized to
-    use_depth: bool = True  # a depth channel for the visual encoder (zeros when absent)
+    use_depth: bool = False  # a 4th (depth) input channel; off: user images and the loader are RGB
     pretrained_visual: str | None = None  # local ResNet-18 state dict to start the encoder from
     sizes: dict[str, SizeConfig] = field(default_factory=_default_sizes)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    ema_decay: float = 0.995
+    grad_clip: float = 1.0
+    # Loss weights by family: each converter's diffusion and style losses, and the cycle losses.
+    lambdas: dict[str, float] = field(default_factory=lambda: {"diffusion": 1.0, "style": 1.0, "cycle": 0.5})
 
 
 @dataclass(frozen=True)
@@ -155,6 +166,7 @@ class Params:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     loader: LoaderConfig = field(default_factory=LoaderConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def replace(self, **sections: Any) -> Params:
         return dataclasses.replace(self, **sections)

@@ -1,0 +1,61 @@
+"""Everything that changes during training, in one object (DAC's ``State`` pattern).
+
+Both converters (each with its EMA copy), their optimizers and the step count. ``state_dict`` /
+``load_state_dict`` give a checkpoint of plain tensors (no pickled code), so a killed run resumes
+from the file alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from mvsd.config import ModelConfig, TrainConfig
+from mvsd.converter import Converter
+
+DIRECTIONS = ("reverb", "dereverb")
+
+
+@dataclass
+class TrainState:
+    converters: dict[str, Converter]  # "reverb" (R) and "dereverb" (D)
+    optimizers: dict[str, torch.optim.Optimizer]
+    step: int = 0
+    skipped_steps: int = 0  # steps whose loss was not finite (skipped, not applied)
+    counters: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, model: ModelConfig, train: TrainConfig, device: str = "cpu") -> TrainState:
+        convs = {d: Converter.new(d, model, seed=train.seed + i, device=device) for i, d in enumerate(DIRECTIONS)}
+        opts = {d: make_optimizer(c.net, train) for d, c in convs.items()}
+        return cls(convs, opts)
+
+    @torch.no_grad()
+    def update_ema(self, decay: float) -> None:
+        """``ema = decay * ema + (1 - decay) * net`` for parameters; buffers (BatchNorm) copied."""
+        for conv in self.converters.values():
+            for e, p in zip(conv.ema.parameters(), conv.net.parameters()):
+                e.lerp_(p, 1.0 - decay)
+            for e, b in zip(conv.ema.buffers(), conv.net.buffers()):
+                e.copy_(b)
+
+    def state_dict(self) -> dict[str, torch.Tensor | dict]:
+        out: dict = {"step": torch.tensor(self.step), "skipped_steps": torch.tensor(self.skipped_steps)}
+        for d, c in self.converters.items():
+            out[f"{d}.net"] = c.net.state_dict()
+            out[f"{d}.ema"] = c.ema.state_dict()
+            out[f"{d}.opt"] = self.optimizers[d].state_dict()
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+        self.skipped_steps = int(state["skipped_steps"])
+        for d, c in self.converters.items():
+            c.net.load_state_dict(state[f"{d}.net"])
+            c.ema.load_state_dict(state[f"{d}.ema"])
+            self.optimizers[d].load_state_dict(state[f"{d}.opt"])
+
+
+def make_optimizer(net: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(net.parameters(), lr=train.lr, weight_decay=train.weight_decay, betas=(0.9, 0.99))

@@ -1,0 +1,108 @@
+"""The training state and step: named losses, masks by kind, EMA, NaN skipping, state round trip."""
+
+import math
+
+import pytest
+import torch
+
+from mvsd.config import load_params
+from mvsd.train.state import TrainState
+from mvsd.train.step import compute_losses, loss_family, train_step
+
+N = 2560  # 0.16 s: tiny and fast
+
+
+@pytest.fixture
+def params():
+    return load_params(None, ["model.size=tiny", "model.segment_seconds=0.16", "model.overlap_seconds=0.0"])
+
+
+def batch(kinds, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    b = len(kinds)
+    clean = 0.1 * torch.randn(b, N, generator=g)
+    reverb = 0.1 * torch.randn(b, N, generator=g)
+    has_clean = torch.tensor([k in ("paired", "clean_only", "pseudo_reverb", "pseudo_clean") for k in kinds])
+    has_reverb = torch.tensor([k in ("paired", "reverb_only", "pseudo_reverb", "pseudo_clean") for k in kinds])
+    return {
+        "clean": clean * has_clean[:, None],
+        "reverb": reverb * has_reverb[:, None],
+        "image": torch.rand(b, 3, 96, 128, generator=g),
+        "has_clean": has_clean,
+        "has_reverb": has_reverb,
+        "meta": [{"kind": k} for k in kinds],
+    }
+
+
+def test_loss_family_names():
+    assert loss_family("reverb/style") == "style"
+    assert loss_family("dereverb/diffusion") == "diffusion"
+    assert loss_family("cycle/clean") == "cycle"
+
+
+def test_paired_batch_has_every_term(params):
+    state = TrainState.new(params.model, params.train)
+    terms = compute_losses(state, batch(["paired", "paired"]), params.train, torch.Generator().manual_seed(0))
+    assert set(terms) == {
+        "reverb/diffusion", "reverb/style", "dereverb/diffusion", "dereverb/style", "cycle/clean", "cycle/reverb", "total",
+    }
+    lam = params.train.lambdas
+    expected = sum(lam[loss_family(k)] * v for k, v in terms.items() if k != "total")
+    torch.testing.assert_close(terms["total"], expected)
+
+
+def test_pseudo_pairs_train_only_the_other_converter(params):
+    state = TrainState.new(params.model, params.train)
+    only_d = compute_losses(state, batch(["pseudo_reverb", "clean_only"]), params.train)
+    assert "dereverb/diffusion" in only_d and "reverb/diffusion" not in only_d
+    assert not any(k.startswith("cycle/") for k in only_d)
+    only_r = compute_losses(state, batch(["pseudo_clean"]), params.train)
+    assert "reverb/diffusion" in only_r and "dereverb/diffusion" not in only_r
+
+
+def test_step_updates_weights_ema_and_counts(params):
+    state = TrainState.new(params.model, params.train)
+    r = state.converters["reverb"]
+    before = [p.clone() for p in r.net.parameters()]
+    ema_before = [p.clone() for p in r.ema.parameters()]
+    train_step(state, batch(["paired"] * 2), params.train, torch.Generator().manual_seed(0))
+    assert state.step == 1
+    moved = [not torch.equal(a, p) for a, p in zip(before, r.net.parameters())]
+    # zero-initialised residual branches block most gradients at step 0, but not the head's
+    assert any(moved) and not torch.equal(before[-1], list(r.net.parameters())[-1])
+    decay = params.train.ema_decay
+    for e0, p0, e1, p1 in zip(ema_before, before, r.ema.parameters(), r.net.parameters()):
+        torch.testing.assert_close(e1, decay * e0 + (1 - decay) * p1)
+
+
+def test_nan_loss_is_skipped_and_counted(params):
+    state = TrainState.new(params.model, params.train)
+    b = batch(["paired"])
+    b["clean"][0, 10] = math.nan
+    before = [p.clone() for p in state.converters["dereverb"].net.parameters()]
+    terms = train_step(state, b, params.train)
+    assert not math.isfinite(float(terms["total"]))
+    assert state.step == 0 and state.skipped_steps == 1
+    assert all(torch.equal(a, p) for a, p in zip(before, state.converters["dereverb"].net.parameters()))
+
+
+def test_losses_fall_on_a_fixed_batch(params):
+    state = TrainState.new(params.model, params.train)
+    b = batch(["paired"] * 2)
+    gen = torch.Generator().manual_seed(0)
+    first = [train_step(state, b, params.train, gen)["total"].item() for _ in range(5)]
+    for _ in range(20):
+        train_step(state, b, params.train, gen)
+    last = [train_step(state, b, params.train, gen)["total"].item() for _ in range(5)]
+    assert sum(last) < 0.7 * sum(first)
+
+
+def test_state_dict_round_trip(params):
+    a = TrainState.new(params.model, params.train)
+    train_step(a, batch(["paired"]), params.train)
+    b = TrainState.new(params.model, params.train)
+    b.load_state_dict(a.state_dict())
+    assert b.step == a.step
+    for d in ("reverb", "dereverb"):
+        for x, y in zip(a.converters[d].ema.state_dict().values(), b.converters[d].ema.state_dict().values()):
+            assert torch.equal(x, y)
