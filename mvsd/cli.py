@@ -30,7 +30,7 @@ data_app = typer.Typer(
     help="Inspect and check datasets (shards + manifest).", no_args_is_help=True, rich_markup_mode="markdown"
 )
 app.add_typer(data_app, name="data")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # long paths in errors stay on one line
 
 ParamsOpt = Annotated[
     Path | None, typer.Option("--params", help="params file (default: ./params.yaml or $MVSD_PARAMS).")
