@@ -156,6 +156,19 @@ class TrainConfig:
     grad_clip: float = 1.0
     # Loss weights by family: each converter's diffusion and style losses, and the cycle losses.
     lambdas: dict[str, float] = field(default_factory=lambda: {"diffusion": 1.0, "style": 1.0, "cycle": 0.5})
+    steps: int = 600  # optimizer steps per round (a resumed run ends at the same count)
+    batch_size: int = 4  # samples per worker per step
+    segment_seconds: float = 1.28  # training crops (inference uses model.segment_seconds)
+    pseudo_fraction: float = 0.17  # share of each batch from accepted pseudo-pairs (rounds >= 1)
+    checkpoint_every: int = 100
+    max_nan_steps: int = 20  # non-finite losses in a row before training stops with an error
+    workers: int = 1  # Ray Train workers; 0 = in this process, no Ray
+    threads_per_worker: int = 0  # torch threads per worker; 0 = cores / workers
+    use_gpu: bool = False
+    bf16: bool = True  # autocast on GPU
+    max_failures: int = 2  # worker failures Ray Train retries (from the last checkpoint)
+    storage_path: str = "checkpoints/ray"  # Ray Train storage: a folder or a URL (s3://...)
+    object_store_mb: int = 256  # object store of a locally started Ray
 
 
 @dataclass(frozen=True)

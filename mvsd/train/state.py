@@ -43,7 +43,7 @@ class TrainState:
     def state_dict(self) -> dict[str, torch.Tensor | dict]:
         out: dict = {"step": torch.tensor(self.step), "skipped_steps": torch.tensor(self.skipped_steps)}
         for d, c in self.converters.items():
-            out[f"{d}.net"] = c.net.state_dict()
+            out[f"{d}.net"] = unwrap(c.net).state_dict()
             out[f"{d}.ema"] = c.ema.state_dict()
             out[f"{d}.opt"] = self.optimizers[d].state_dict()
         return out
@@ -52,10 +52,15 @@ class TrainState:
         self.step = int(state["step"])
         self.skipped_steps = int(state["skipped_steps"])
         for d, c in self.converters.items():
-            c.net.load_state_dict(state[f"{d}.net"])
+            unwrap(c.net).load_state_dict(state[f"{d}.net"])
             c.ema.load_state_dict(state[f"{d}.ema"])
             self.optimizers[d].load_state_dict(state[f"{d}.opt"])
 
 
 def make_optimizer(net: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(net.parameters(), lr=train.lr, weight_decay=train.weight_decay, betas=(0.9, 0.99))
+
+
+def unwrap(net: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
+    return net.module if isinstance(net, torch.nn.parallel.DistributedDataParallel) else net

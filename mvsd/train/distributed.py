@@ -1,0 +1,131 @@
+"""All Ray plumbing of training in one place (demucs keeps its distributed glue in one module).
+
+* ``init_ray``: join the cluster at ``$RAY_ADDRESS``, else start Ray here with a bounded object
+  store and no dashboard.
+* ``fit_round``: run :func:`mvsd.train.loop.train_loop_per_worker` under a ``TorchTrainer``
+  (``train.workers`` workers; 0 runs it in this process through Ray Train's local mode) with
+  ``FailureConfig`` retries, then export the round's converters to ``<run>/round-<k>/``.
+
+A run is named ``<run>-round<k>`` under ``train.storage_path``: starting the same round again
+after a kill resumes from its last checkpoint and stops at the same total step count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from mvsd.config import Params, to_dict
+from mvsd.train.loop import STATE_FILE, load_state_file, train_loop_per_worker
+from mvsd.train.state import DIRECTIONS, TrainState
+
+ROUND_FILES = tuple(f"{d}.safetensors" for d in DIRECTIONS) + ("round.json",)
+
+
+def init_ray(params: Params) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
+    else:
+        ray.init(
+            num_cpus=os.cpu_count(),
+            include_dashboard=False,
+            object_store_memory=params.train.object_store_mb * 2**20,
+            log_to_driver=True,
+        )
+
+
+def threads_per_worker(params: Params) -> int:
+    t = params.train
+    return t.threads_per_worker or max(1, (os.cpu_count() or 1) // max(1, t.workers))
+
+
+def round_dir(checkpoints: str | Path, run: str, k: int) -> Path:
+    return Path(checkpoints) / run / f"round-{k}"
+
+
+def fit_round(
+    params: Params,
+    datasets: dict,
+    checkpoints: str | Path,
+    run: str,
+    k: int,
+    init_from: str | Path | None = None,
+) -> Path:
+    """Train round ``k`` of ``run`` and export it; returns the round folder.
+
+    ``datasets``: ``{"paired": dataset, "pseudo": [pseudo datasets]}``. A round already exported
+    is returned as it is.
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    out = round_dir(checkpoints, run, k)
+    if all((out / f).exists() for f in ROUND_FILES):
+        return out
+    init_ray(params)
+    storage = params.train.storage_path
+    if "://" not in storage:
+        storage = str(Path(storage).resolve())
+    log_csv = Path(checkpoints).resolve() / run / f"round-{k}-losses.csv"
+    log_csv.parent.mkdir(parents=True, exist_ok=True)
+    config = {
+        "params": to_dict(params),
+        "datasets": {"paired": _abs(datasets["paired"]), "pseudo": [_abs(p) for p in datasets.get("pseudo", [])]},
+        "init_from": str(Path(init_from).resolve()) if init_from else None,
+        "log_csv": str(log_csv),
+        "threads": threads_per_worker(params),
+        "resume_file": str(Path(checkpoints).resolve() / run / f"round-{k}-state.pt"),
+    }
+    t = params.train
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=config,
+        scaling_config=ScalingConfig(num_workers=t.workers, use_gpu=t.use_gpu, resources_per_worker=_resources(params)),
+        run_config=RunConfig(
+            name=f"{run}-round{k}",
+            storage_path=storage,
+            failure_config=FailureConfig(max_failures=t.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+        ),
+    )
+    result = trainer.fit()
+    info = {"run": run, "round": k, "datasets": config["datasets"]}
+    if t.workers == 0 or result.checkpoint is None:  # local mode: only our own file persists
+        export_round(params, Path(config["resume_file"]), out, info)
+    else:
+        with result.checkpoint.as_directory() as d:
+            export_round(params, Path(d) / STATE_FILE, out, info)
+    return out
+
+
+def _resources(params: Params) -> dict | None:
+    if params.train.workers == 0:
+        return None
+    return {"CPU": threads_per_worker(params)} if not params.train.use_gpu else None
+
+
+def _abs(dataset: str) -> str:
+    return dataset if "://" in dataset else str(Path(dataset).resolve())
+
+
+def export_round(params: Params, state_file: Path, out: Path, info: dict) -> None:
+    """Write both converters (self-describing safetensors) and ``round.json`` to ``out``."""
+    state = TrainState.new(params.model, params.train)
+    load_state_file(state_file, state)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for d, conv in state.converters.items():
+        conv.save(tmp / f"{d}.safetensors", extra={"round": info["round"], "step": state.step})
+    info = {**info, "steps": state.step, "skipped_steps": state.skipped_steps, "params": to_dict(params), "torch": torch.__version__}
+    (tmp / "round.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)

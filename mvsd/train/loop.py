@@ -1,0 +1,176 @@
+"""The training loop of one worker: plain PyTorch with three Ray touch points.
+
+``train_loop_per_worker(config)`` is what Ray Train runs on each worker (and what the in-process
+mode calls directly). Ray appears only where it must: the checkpoint to resume from
+(``ray.train.get_checkpoint``), DDP wrapping (``ray.train.torch.prepare_model``) and
+``ray.train.report`` of metrics + checkpoints. Everything else is the ordinary loop:
+
+    state <- new (or the previous round's converters) <- the last checkpoint, if any
+    until state.step == train.steps:  batch (paired + pseudo mix) -> train_step -> log
+    every train.checkpoint_every steps and at the end: checkpoint
+
+Batches mix paired samples with the accepted pseudo-pairs of earlier rounds in the ratio
+``train.pseudo_fraction`` (each batch holds both, so every DDP rank runs both converters).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from mvsd.config import Params, build
+from mvsd.converter import Converter
+from mvsd.data.loader import make_loader
+from mvsd.errors import MvsdError
+from mvsd.train.state import DIRECTIONS, TrainState, unwrap
+from mvsd.train.step import train_step
+
+STATE_FILE = "state.pt"
+
+
+class TrainingError(MvsdError):
+    """Training cannot go on (e.g. the loss stayed non-finite)."""
+
+
+def _batches(dataset: str, params: Params, kinds: list[str], batch: int, seed: int, steps: int) -> Iterator[dict]:
+    """An endless stream of batches of ``batch`` samples (resampled: equal on every rank)."""
+    cfg = replace(params.loader, batch_size=batch, segment_seconds=params.train.segment_seconds)
+    loader = make_loader(dataset, cfg, splits=["train"], kinds=kinds, seed=seed, epoch_samples=max(1, steps) * batch)
+    while True:
+        yield from loader
+
+
+def _concat(a: dict, b: dict) -> dict:
+    return {k: torch.cat([a[k], b[k]]) if torch.is_tensor(a[k]) else a[k] + b[k] for k in a}
+
+
+def mixed_batches(params: Params, datasets: dict, seed: int) -> Iterator[dict]:
+    """Paired batches, with ``train.pseudo_fraction`` of each batch from pseudo-pair datasets."""
+    t = params.train
+    pseudo = datasets.get("pseudo") or []
+    n_pseudo = max(1, round(t.batch_size * t.pseudo_fraction)) if pseudo else 0
+    paired = _batches(datasets["paired"], params, ["paired"], t.batch_size - n_pseudo, seed, t.steps)
+    streams = [_batches(p, params, ["pseudo_reverb", "pseudo_clean"], n_pseudo, seed + 1 + i, t.steps) for i, p in enumerate(pseudo)]
+    i = 0
+    for b in paired:
+        if streams:
+            b = _concat(b, next(streams[i % len(streams)]))
+            i += 1
+        yield b
+
+
+def _save(state: TrainState, path: str | Path) -> None:
+    """torch.save to a temp file, then rename: a kill never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    torch.save(state.state_dict(), tmp)
+    os.replace(tmp, path)
+
+
+def load_state_file(path: str | Path, state: TrainState) -> None:
+    """Restore a TrainState checkpoint (tensors only: ``weights_only=True``)."""
+    state.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def _init_from(state: TrainState, round_dir: str) -> None:
+    """Start from an earlier round's exported converters (weights and EMA; fresh optimizers)."""
+    for d in DIRECTIONS:
+        prev = Converter.from_checkpoint(Path(round_dir) / f"{d}.safetensors", expect_direction=d)
+        state.converters[d].net.load_state_dict(prev.net.state_dict())
+        state.converters[d].ema.load_state_dict(prev.ema.state_dict())
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """Train both converters for ``train.steps`` steps (resuming from the last checkpoint).
+
+    ``config``: ``params`` (plain dict of Params), ``datasets`` ({"paired": url, "pseudo": [urls]}),
+    ``init_from`` (a round folder or None), ``log_csv`` (per-step losses, rank 0), ``threads`` and
+    ``resume_file``: rank 0 also keeps the latest state there, because Ray Train's local mode
+    (``train.workers: 0``) does not persist checkpoints; a restarted run resumes from Ray's
+    checkpoint if it has one, else from this file.
+    """
+    import ray.train
+    import ray.train.torch
+
+    params = build(Params, config["params"])
+    t = params.train
+    torch.set_num_threads(max(1, int(config.get("threads", 1))))
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device() if t.use_gpu else torch.device("cpu")
+    state = TrainState.new(params.model, t, device=str(device))
+    if config.get("init_from"):
+        _init_from(state, config["init_from"])
+    checkpoint = ray.train.get_checkpoint()
+    resume_file = config.get("resume_file")
+    if checkpoint:
+        with checkpoint.as_directory() as d:
+            load_state_file(os.path.join(d, STATE_FILE), state)
+    elif resume_file and os.path.exists(resume_file):
+        load_state_file(resume_file, state)
+    if world > 1:
+        for conv in state.converters.values():
+            conv.net = ray.train.torch.prepare_model(conv.net, move_to_device=False)
+    gen = torch.Generator().manual_seed(t.seed * 1000 + rank * 100_003 + state.step)
+    batches = mixed_batches(params, config["datasets"], seed=t.seed + 7919 * state.step)
+    log = _CsvLog(config.get("log_csv") if rank == 0 else None, resume_step=state.step)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=t.use_gpu and t.bf16)
+    skipped_in_a_row, t0, start = 0, time.perf_counter(), state.step
+    while state.step < t.steps:
+        before = state.skipped_steps
+        with autocast:
+            terms = train_step(state, next(batches), t, gen)
+        skipped_in_a_row = skipped_in_a_row + 1 if state.skipped_steps > before else 0
+        if skipped_in_a_row >= t.max_nan_steps:
+            raise TrainingError(f"loss was not finite for {skipped_in_a_row} steps in a row (step {state.step}); lower train.lr?")
+        if state.skipped_steps > before:
+            continue
+        metrics = {k: float(v) for k, v in terms.items()} | {"step": state.step, "skipped_steps": state.skipped_steps}
+        metrics["samples_per_s"] = (state.step - start) * t.batch_size * world / max(time.perf_counter() - t0, 1e-9)
+        log.write(metrics)
+        if state.step % t.checkpoint_every == 0 or state.step == t.steps:
+            with tempfile.TemporaryDirectory() as tmp:
+                if rank == 0:
+                    _save(state, os.path.join(tmp, STATE_FILE))
+                    if resume_file:
+                        _save(state, resume_file)
+                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp) if rank == 0 else None)
+    for conv in state.converters.values():
+        conv.net = unwrap(conv.net)
+
+
+class _CsvLog:
+    """Per-step named losses for `dvc plots` (rank 0 only); appends across resumes."""
+
+    def __init__(self, path: str | None, resume_step: int):
+        self.path = path
+        self.fields: list[str] | None = None
+        if path and resume_step == 0 and os.path.exists(path):
+            os.remove(path)
+
+    def write(self, metrics: dict) -> None:
+        if not self.path:
+            return
+        row = {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v) for k, v in metrics.items()}
+        new = not os.path.exists(self.path)
+        if self.fields is None:
+            self.fields = sorted(row) if new else _header(self.path)
+        with open(self.path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+
+def _header(path: str) -> list[str]:
+    with open(path) as f:
+        return next(csv.reader(f))
