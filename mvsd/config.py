@@ -172,6 +172,18 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class PseudoConfig:
+    steps: int = 4  # sampling steps of each conversion
+    keep_fraction: float = 0.5  # of each kind, the best-scoring (lowest cycle distance) are kept ...
+    max_distance: float | None = None  # ... and only those under this cycle STFT distance
+    chunk: int = 32  # candidates per output shard (one actor task)
+    workers: int = 1  # Ray Data actors, each holding both converters
+    threads: int = 2  # torch threads (and Ray CPUs) per actor
+    seed: int = 0
+    max_items: int = 0  # cap per kind (0 = all): small demos
+
+
+@dataclass(frozen=True)
 class Params:
     audio: AudioConfig = field(default_factory=AudioConfig)
     simrooms: SimRoomsConfig = field(default_factory=SimRoomsConfig)
@@ -180,6 +192,7 @@ class Params:
     loader: LoaderConfig = field(default_factory=LoaderConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    pseudo: PseudoConfig = field(default_factory=PseudoConfig)
 
     def replace(self, **sections: Any) -> Params:
         return dataclasses.replace(self, **sections)

@@ -212,7 +212,7 @@ def build_dataset(
     t0 = time.perf_counter()
     out = Path(out)
     open_build(out, tasks, fingerprint)
-    is_done = [_task_done(out, t) for t in tasks]
+    is_done = [task_done(out, t) for t in tasks]
     todo = [t for t, d in zip(tasks, is_done) if not d]
     runner = _TaskRunner(make_sample, str(out))
     total = sum(len(t.items) for t in todo)
@@ -231,7 +231,7 @@ def build_dataset(
     )
 
 
-def _task_done(out: Path, task: ShardTask) -> bool:
+def task_done(out: Path, task: ShardTask) -> bool:
     """A task is done when its part file exists and so does its shard (unless every input of
     the task was quarantined, in which case no shard is written)."""
     part = out / BUILD_DIR / task.part_name
