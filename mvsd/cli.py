@@ -205,6 +205,81 @@ def dereverb(
     _convert_command("dereverb", image, speech, out, checkpoint, steps, device, seed)
 
 
+DatasetOpt = Annotated[Path, typer.Option(help="Dataset folder with paired train samples.")]
+RunOpt = Annotated[str, typer.Option(help="Run name: checkpoints/<run>/round-<k>/.")]
+CheckpointsOpt = Annotated[Path, typer.Option(help="Where runs are exported.")]
+
+
+@app.command()
+@_friendly_errors
+def train(
+    dataset: DatasetOpt = Path("datasets/simrooms"),
+    run: RunOpt = "demo",
+    round_: Annotated[int, typer.Option("--round", help="Round to train: 0 on paired data; k > 0 adds the pseudo-pairs of rounds < k.")] = 0,
+    checkpoints: CheckpointsOpt = Path("checkpoints"),
+    params: ParamsOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Train both converters (R and D) for one round on Ray (train.workers; 0 = this process).
+
+    Resumes from the last checkpoint when run again after a kill, and stops at train.steps.
+    Losses per step go to checkpoints/RUN/round-K-losses.csv.
+    """
+    from mvsd.train.distributed import fit_round
+    from mvsd.train.rounds import check_dataset, pseudo_dir, publish_latest, round_dir
+
+    p = _params(params, set_)
+    check_dataset(dataset)
+    pseudo = [str(pseudo_dir(dataset, run, j)) for j in range(round_)]
+    missing = [q for q in pseudo if not Path(q, "manifest.parquet").exists()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]}: no pseudo-pairs; run `mvsd pseudo --round {round_ - 1}` first")
+    init = round_dir(checkpoints, run, round_ - 1) if round_ > 0 else None
+    out = fit_round(p, {"paired": str(dataset), "pseudo": pseudo}, checkpoints, run, round_, init_from=init)
+    publish_latest(out, checkpoints / "latest")
+    typer.echo(f"round {round_} of {run}: {out}")
+
+
+@app.command()
+@_friendly_errors
+def pseudo(
+    dataset: DatasetOpt = Path("datasets/simrooms"),
+    run: RunOpt = "demo",
+    round_: Annotated[int, typer.Option("--round", help="Use round K's converters.")] = 0,
+    checkpoints: CheckpointsOpt = Path("checkpoints"),
+    params: ParamsOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Make pseudo-pairs from the unpaired pools with round K's converters, keep the best.
+
+    clean_only -> R -> pseudo_reverb (scored by D's cycle); reverb_only -> D -> pseudo_clean
+    (scored by R's cycle). Written to DATASET-pseudo/RUN/round-K/; an interrupted job resumes.
+    """
+    from mvsd.train.pseudo import make_pseudo_pairs
+    from mvsd.train.rounds import pseudo_dir, round_dir
+
+    src = round_dir(checkpoints, run, round_)
+    summary = make_pseudo_pairs(dataset, src, pseudo_dir(dataset, run, round_), _params(params, set_), round_)
+    typer.echo(f"pseudo-pairs of round {round_}: {summary}")
+
+
+@app.command()
+@_friendly_errors
+def mutual(
+    dataset: DatasetOpt = Path("datasets/simrooms"),
+    run: RunOpt = "demo",
+    rounds: Annotated[int, typer.Option(help="Rounds after round 0 (each: pseudo-pairs, then training).")] = 1,
+    checkpoints: CheckpointsOpt = Path("checkpoints"),
+    params: ParamsOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Mutual learning: round 0 on paired data, then ROUNDS x (pseudo-pairs -> train)."""
+    from mvsd.train.rounds import mutual as run_mutual
+
+    out = run_mutual(dataset, _params(params, set_), rounds, run, checkpoints)
+    typer.echo(f"{run}: last round in {out} (copied to {checkpoints / 'latest'})")
+
+
 @data_app.command("stats")
 @_friendly_errors
 def data_stats(

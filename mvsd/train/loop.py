@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from mvsd.config import Params, build
-from mvsd.converter import Converter
+from mvsd.converter import CheckpointError, Converter
 from mvsd.data.loader import make_loader
 from mvsd.errors import MvsdError
 from mvsd.train.state import DIRECTIONS, TrainState, unwrap
@@ -84,7 +84,13 @@ def load_state_file(path: str | Path, state: TrainState) -> None:
 def _init_from(state: TrainState, round_dir: str) -> None:
     """Start from an earlier round's exported converters (weights and EMA; fresh optimizers)."""
     for d in DIRECTIONS:
-        prev = Converter.from_checkpoint(Path(round_dir) / f"{d}.safetensors", expect_direction=d)
+        path = Path(round_dir) / f"{d}.safetensors"
+        prev = Converter.from_checkpoint(path, expect_direction=d)
+        want = state.converters[d].spec
+        if (prev.spec.size, prev.spec.widths, prev.spec.process) != (want.size, want.widths, want.process):
+            raise CheckpointError(
+                f"{path}: a {prev.spec.size}/{prev.spec.process} converter, but params ask for {want.size}/{want.process}"
+            )
         state.converters[d].net.load_state_dict(prev.net.state_dict())
         state.converters[d].ema.load_state_dict(prev.ema.state_dict())
 

@@ -1,0 +1,133 @@
+"""Ray training rounds, resume after a kill, pseudo-pairs and a full tiny mutual-learning round.
+
+These start Ray for real (slow: minutes on 2 cores), so they are marked slow.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mvsd.config import load_params
+from mvsd.converter import Converter
+from mvsd.data.manifest import read_manifest
+from mvsd.errors import BadInput
+from mvsd.sim.synth import synth
+
+from conftest import TINY_SIMROOMS
+
+TINY_TRAIN = [
+    "model.size=tiny", "train.batch_size=2", "train.segment_seconds=0.32", "train.checkpoint_every=2",
+    "loader.num_workers=0", "pseudo.chunk=4", "pseudo.steps=1", "pseudo.threads=1",
+]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "simrooms"
+    synth(out, load_params(None, TINY_SIMROOMS))
+    return out
+
+
+def params(tmp_path, *extra):
+    return load_params(None, [*TINY_TRAIN, f"train.storage_path={tmp_path / 'ray'}", *extra])
+
+
+@pytest.mark.slow
+def test_full_tiny_mutual_round(dataset, tmp_path):
+    from mvsd.train.rounds import mutual, pseudo_dir
+
+    p = params(tmp_path, "train.steps=2", "train.workers=0")
+    last = mutual(dataset, p, rounds=1, run="t", checkpoints=tmp_path / "ck")
+    assert last == tmp_path / "ck" / "t" / "round-1"
+    for k in (0, 1):
+        for d in ("reverb", "dereverb"):
+            conv = Converter.from_checkpoint(tmp_path / "ck" / "t" / f"round-{k}" / f"{d}.safetensors", expect_direction=d)
+            assert conv.spec.size == "tiny"
+    pseudo = read_manifest(pseudo_dir(dataset, "t", 0)).to_pylist()
+    assert {r["kind"] for r in pseudo} == {"pseudo_reverb", "pseudo_clean"}
+    assert all(r["round"] == 0 and r["parent_key"] and r["score"] >= 0 for r in pseudo)
+    assert (tmp_path / "ck" / "latest" / "reverb.safetensors").exists()
+    losses = (tmp_path / "ck" / "t" / "round-1-losses.csv").read_text().splitlines()
+    assert losses[0].startswith("cycle/clean") and len(losses) == 3  # header + 2 steps
+
+
+@pytest.mark.slow
+def test_pseudo_pairs_rerun_has_no_duplicates_or_gaps(dataset, tmp_path):
+    from mvsd.train.distributed import fit_round
+    from mvsd.train.pseudo import make_pseudo_pairs
+
+    p = params(tmp_path, "train.steps=1", "train.workers=0", "pseudo.keep_fraction=1.0")
+    r0 = fit_round(p, {"paired": str(dataset)}, tmp_path / "ck", "t", 0)
+    out = tmp_path / "pseudo"
+    first = make_pseudo_pairs(dataset, r0, out, p, 0)
+    # an interrupted job: one chunk's shard and part gone, no manifest
+    (out / "shards" / "train" / "pseudo_reverb-000001.tar").unlink()
+    (out / ".build" / "shards__train__pseudo_reverb-000001.json").unlink()
+    (out / "manifest.parquet").unlink()
+    again = make_pseudo_pairs(dataset, r0, out, p, 0)
+    assert again == first
+    keys = read_manifest(out).column("parent_key").to_pylist()
+    unpaired = [r["key"] for r in read_manifest(dataset).to_pylist() if r["kind"] in ("clean_only", "reverb_only")]
+    assert sorted(keys) == sorted(unpaired)
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_to_the_same_step_count(dataset, tmp_path):
+    overrides = [*TINY_TRAIN, "train.steps=8", "train.workers=0", f"train.storage_path={tmp_path / 'ray'}"]
+    code = (
+        "import sys; from mvsd.config import load_params; from mvsd.train.distributed import fit_round; "
+        f"p = load_params(None, {overrides!r}); "
+        f"fit_round(p, {{'paired': {str(dataset)!r}}}, {str(tmp_path / 'ck')!r}, 't', 0)"
+    )
+    state = tmp_path / "ck" / "t" / "round-0-state.pt"
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not state.exists():
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert state.exists(), "no checkpoint before the kill"
+    assert not (tmp_path / "ck" / "t" / "round-0" / "round.json").exists(), "killed too late to test a resume"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    import json
+
+    info = json.loads((tmp_path / "ck" / "t" / "round-0" / "round.json").read_text())
+    assert info["steps"] == 8
+    steps = [int(line.split(",")[8]) for line in (tmp_path / "ck" / "t" / "round-0-losses.csv").read_text().splitlines()[1:]]
+    assert steps[-1] == 8 and len(steps) == len(set(steps))  # resumed: no step logged twice
+
+
+@pytest.mark.slow
+def test_two_ray_workers(dataset, tmp_path):
+    from mvsd.train.distributed import fit_round
+
+    p = params(tmp_path, "train.steps=2", "train.workers=2", "train.threads_per_worker=1")
+    out = fit_round(p, {"paired": str(dataset)}, tmp_path / "ck", "ddp", 0)
+    import json
+
+    assert json.loads((out / "round.json").read_text())["steps"] == 2
+
+
+def test_missing_or_empty_dataset_is_a_clear_error(tmp_path):
+    from mvsd.train.rounds import check_dataset
+
+    with pytest.raises(BadInput, match="no dataset here"):
+        check_dataset(tmp_path / "nothing")
+
+
+def test_round_from_another_model_size_is_refused(tmp_path):
+    from mvsd.converter import CheckpointError
+    from mvsd.train.loop import _init_from
+    from mvsd.train.state import TrainState
+
+    small = load_params(None, ["model.size=small"])
+    for d in ("reverb", "dereverb"):
+        Converter.new(d, small.model).save(tmp_path / f"{d}.safetensors")
+    tiny = load_params(None, ["model.size=tiny"])
+    state = TrainState.new(tiny.model, tiny.train)
+    with pytest.raises(CheckpointError, match="a small/flow converter, but params ask for tiny/flow"):
+        _init_from(state, tmp_path)
