@@ -137,7 +137,7 @@ class ModelConfig:
     process: str = "flow"  # vp (MVSD's noise prediction) | flow (from the source to the target)
     flow_sigma: float = 0.05  # noise added to the source at the start of the flow
     sampler: str = "euler"  # vp: ddim | ddpm; flow: euler | heun
-    steps: int = 6  # network evaluations per conversion
+    steps: int = 4  # network evaluations per conversion (BENCHMARKS.md: flat quality from 1 to 8)
     segment_seconds: float = 2.56  # converters work on segments this long ...
     overlap_seconds: float = 0.32  # ... overlapping by this much, cross-faded
     max_batch: int = 16  # segments per forward pass at inference
