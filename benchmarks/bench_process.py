@@ -34,7 +34,14 @@ def stft_distance(pred: np.ndarray, target: np.ndarray) -> float:
 
 def train(params, dataset: str, steps: int, seconds: float) -> tuple[TrainState, float]:
     state = TrainState.new(params.model, params.train)
-    loader = make_loader(dataset, params.loader, splits=["train"], kinds=["paired"], seed=params.train.seed, epoch_samples=steps * params.loader.batch_size)
+    loader = make_loader(
+        dataset,
+        params.loader,
+        splits=["train"],
+        kinds=["paired"],
+        seed=params.train.seed,
+        epoch_samples=steps * params.loader.batch_size,
+    )
     gen = torch.Generator().manual_seed(0)
     t0 = time.perf_counter()
     while state.step < steps:
@@ -74,14 +81,23 @@ def main() -> None:
     for process, sampler in (("flow", "euler"), ("vp", "ddim")):
         params = load_params(
             None,
-            [f"model.size={args.size}", f"model.process={process}", f"model.sampler={sampler}", "train.lambdas.cycle=0.0",
-             f"loader.batch_size={args.batch}", f"loader.segment_seconds={args.segment}", "loader.num_workers=0"],
+            [
+                f"model.size={args.size}",
+                f"model.process={process}",
+                f"model.sampler={sampler}",
+                "train.lambdas.cycle=0.0",
+                f"loader.batch_size={args.batch}",
+                f"loader.segment_seconds={args.segment}",
+                "loader.num_workers=0",
+            ],
         )
         state, secs = train(params, args.dataset, args.train_steps, args.segment)
         print(f"{process}: {args.train_steps} steps in {secs:.0f} s")
         results[process] = evaluate(state, args.dataset, params, args.eval, args.steps)
-    print(f"\nSTFT distance to the target on {args.eval} val samples (lower is better), size {args.size}, "
-          f"{args.train_steps} training steps of batch {args.batch} x {args.segment} s")
+    print(
+        f"\nSTFT distance to the target on {args.eval} val samples (lower is better), size {args.size}, "
+        f"{args.train_steps} training steps of batch {args.batch} x {args.segment} s"
+    )
     print("| direction | process | identity | " + " | ".join(f"{k} steps" for k in args.steps) + " |")
     print("|---|---|---:|" + "---:|" * len(args.steps))
     for direction in ("reverb", "dereverb"):

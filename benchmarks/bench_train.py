@@ -27,9 +27,18 @@ from mvsd.train.pseudo import make_pseudo_pairs
 
 def train_rate(dataset: str, size: str, steps: int, workers: int, root: Path) -> float:
     threads = max(1, (os.cpu_count() or 1) // workers)
-    p = load_params(None, [f"model.size={size}", f"train.steps={steps}", f"train.workers={workers}",
-                           f"train.threads_per_worker={threads}", f"train.checkpoint_every={steps}",
-                           "loader.num_workers=0", f"train.storage_path={root / 'ray'}"])
+    p = load_params(
+        None,
+        [
+            f"model.size={size}",
+            f"train.steps={steps}",
+            f"train.workers={workers}",
+            f"train.threads_per_worker={threads}",
+            f"train.checkpoint_every={steps}",
+            "loader.num_workers=0",
+            f"train.storage_path={root / 'ray'}",
+        ],
+    )
     fit_round(p, {"paired": dataset}, root / "ck", f"w{workers}", 0)
     rows = list(csv.DictReader(open(root / "ck" / f"w{workers}" / "round-0-losses.csv")))
     return float(rows[-1]["samples_per_s"]), p
@@ -46,18 +55,29 @@ def main() -> None:
     dataset = str(Path(args.dataset).resolve())
     one, p = train_rate(dataset, args.size, args.steps, 1, root)
     two, _ = train_rate(dataset, args.size, args.steps, 2, root)
-    print(f"\nTraining `{args.size}`, batch {p.train.batch_size} x {p.train.segment_seconds} s per worker, {args.steps} steps, {os.cpu_count()} cores")
+    print(
+        f"\nTraining `{args.size}`, batch {p.train.batch_size} x {p.train.segment_seconds} s per worker, {args.steps} steps, {os.cpu_count()} cores"
+    )
     print("| workers | samples/s | ratio to 1 worker |")
     print("|---:|---:|---:|")
     print(f"| 1 | {one:.2f} | 1.00 |")
     print(f"| 2 (Ray, DDP over gloo) | {two:.2f} | {two / one:.2f} |")
 
-    pp = load_params(None, [f"model.size={args.size}", f"pseudo.max_items={args.pseudo_items}", f"pseudo.threads={os.cpu_count()}",
-                            f"train.storage_path={root / 'ray'}"])
+    pp = load_params(
+        None,
+        [
+            f"model.size={args.size}",
+            f"pseudo.max_items={args.pseudo_items}",
+            f"pseudo.threads={os.cpu_count()}",
+            f"train.storage_path={root / 'ray'}",
+        ],
+    )
     t0 = time.perf_counter()
     summary = make_pseudo_pairs(dataset, root / "ck" / "w1" / "round-0", root / "pseudo", pp, 0)
     dt = time.perf_counter() - t0
-    print(f"\nPseudo-pairs, `{args.size}`, {pp.pseudo.steps} sampling steps per conversion (2 conversions per pair), 1 actor")
+    print(
+        f"\nPseudo-pairs, `{args.size}`, {pp.pseudo.steps} sampling steps per conversion (2 conversions per pair), 1 actor"
+    )
     print("| candidates | seconds (incl. Ray start) | pairs/s per worker |")
     print("|---:|---:|---:|")
     print(f"| {summary['candidates']} | {dt:.1f} | {summary['candidates'] / dt:.2f} |")

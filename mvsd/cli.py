@@ -215,7 +215,12 @@ CheckpointsOpt = Annotated[Path, typer.Option(help="Where runs are exported.")]
 def train(
     dataset: DatasetOpt = Path("datasets/simrooms"),
     run: RunOpt = "demo",
-    round_: Annotated[int, typer.Option("--round", help="Round to train: 0 on paired data; k > 0 adds the pseudo-pairs of rounds < k.")] = 0,
+    round_: Annotated[
+        int,
+        typer.Option(
+            "--round", help="Round to train: 0 on paired data; k > 0 adds the pseudo-pairs of rounds < k."
+        ),
+    ] = 0,
     checkpoints: CheckpointsOpt = Path("checkpoints"),
     params: ParamsOpt = None,
     set_: SetOpt = None,
@@ -233,7 +238,9 @@ def train(
     pseudo = [str(pseudo_dir(dataset, run, j)) for j in range(round_)]
     missing = [q for q in pseudo if not Path(q, "manifest.parquet").exists()]
     if missing:
-        raise FileNotFoundError(f"{missing[0]}: no pseudo-pairs; run `mvsd pseudo --round {round_ - 1}` first")
+        raise FileNotFoundError(
+            f"{missing[0]}: no pseudo-pairs; run `mvsd pseudo --round {round_ - 1}` first"
+        )
     init = round_dir(checkpoints, run, round_ - 1) if round_ > 0 else None
     out = fit_round(p, {"paired": str(dataset), "pseudo": pseudo}, checkpoints, run, round_, init_from=init)
     publish_latest(out, checkpoints / "latest")
@@ -268,7 +275,9 @@ def pseudo(
 def mutual(
     dataset: DatasetOpt = Path("datasets/simrooms"),
     run: RunOpt = "demo",
-    rounds: Annotated[int, typer.Option(help="Rounds after round 0 (each: pseudo-pairs, then training).")] = 1,
+    rounds: Annotated[
+        int, typer.Option(help="Rounds after round 0 (each: pseudo-pairs, then training).")
+    ] = 1,
     checkpoints: CheckpointsOpt = Path("checkpoints"),
     params: ParamsOpt = None,
     set_: SetOpt = None,

@@ -16,7 +16,9 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("user")
-    model = load_params(None, ["model.size=tiny", "model.steps=1", "model.segment_seconds=0.64", "model.overlap_seconds=0.16"]).model
+    model = load_params(
+        None, ["model.size=tiny", "model.steps=1", "model.segment_seconds=0.64", "model.overlap_seconds=0.16"]
+    ).model
     Converter.new("reverb", model).save(d / "reverb.safetensors")
     Converter.new("dereverb", model).save(d / "dereverb.safetensors")
     rng = np.random.default_rng(0)
@@ -39,8 +41,19 @@ def test_help_lists_commands():
 
 def test_reverb_one_file(files):
     out = files / "wet.wav"
-    args = ["reverb", "--image", str(files / "room.png"), "--speech", str(files / "dry.wav"), "--out", str(out),
-            "--checkpoint", str(files / "reverb.safetensors"), "--steps", "1"]
+    args = [
+        "reverb",
+        "--image",
+        str(files / "room.png"),
+        "--speech",
+        str(files / "dry.wav"),
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(files / "reverb.safetensors"),
+        "--steps",
+        "1",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     y, sr = sf.read(out)
@@ -49,8 +62,17 @@ def test_reverb_one_file(files):
 
 def test_dereverb_a_folder_skips_the_bad_file(files):
     out = files / "dry_out"
-    args = ["dereverb", "--image", str(files / "room.png"), "--speech", str(files / "batch"), "--out", str(out),
-            "--checkpoint", str(files / "dereverb.safetensors")]
+    args = [
+        "dereverb",
+        "--image",
+        str(files / "room.png"),
+        "--speech",
+        str(files / "batch"),
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(files / "dereverb.safetensors"),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "2 converted, 1 skipped" in result.output
@@ -60,12 +82,29 @@ def test_dereverb_a_folder_skips_the_bad_file(files):
 
 
 def test_clear_errors(files):
-    base = ["--image", str(files / "room.png"), "--speech", str(files / "dry.wav"), "--out", str(files / "x.wav")]
+    base = [
+        "--image",
+        str(files / "room.png"),
+        "--speech",
+        str(files / "dry.wav"),
+        "--out",
+        str(files / "x.wav"),
+    ]
     r = runner.invoke(app, ["reverb", *base, "--checkpoint", str(files / "nope.safetensors")])
     assert r.exit_code == 2 and "nope.safetensors: no such checkpoint" in r.output
     r = runner.invoke(app, ["reverb", *base, "--checkpoint", str(files / "dereverb.safetensors")])
     assert r.exit_code == 2 and "a dereverb converter, but a reverb one is needed" in r.output
-    r = runner.invoke(app, ["reverb", *base[:1], str(files / "missing.png"), *base[2:], "--checkpoint", str(files / "reverb.safetensors")])
+    r = runner.invoke(
+        app,
+        [
+            "reverb",
+            *base[:1],
+            str(files / "missing.png"),
+            *base[2:],
+            "--checkpoint",
+            str(files / "reverb.safetensors"),
+        ],
+    )
     assert r.exit_code == 2 and "missing.png: no such image" in r.output
     r = runner.invoke(app, ["synth", "--set", "simrooms.bogus=1"])
     assert r.exit_code == 2 and "unknown key" in r.output

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_SIMROOMS
 
 from mvsd.audio import Spectrogram
 from mvsd.config import load_params
@@ -13,8 +14,6 @@ from mvsd.data.shards import iter_shard
 from mvsd.images import prepare_images
 from mvsd.losses import diffusion_step, magnitude, style_loss
 from mvsd.sim.synth import synth
-
-from conftest import TINY_SIMROOMS
 
 STEPS = 600
 SEGMENT = 10_240  # 0.64 s
@@ -42,8 +41,13 @@ def test_tiny_converter_overfits(tmp_path, direction):
     source, target = (dry, wet) if direction == "reverb" else (wet, dry)
     model = load_params(
         None,
-        ["model.size=tiny", "model.sizes.tiny.unet_channels=[8,16,32]", "model.sizes.tiny.visual_widths=[8,8,16,16]",
-         "model.segment_seconds=0.64", "model.overlap_seconds=0.0"],
+        [
+            "model.size=tiny",
+            "model.sizes.tiny.unet_channels=[8,16,32]",
+            "model.sizes.tiny.visual_widths=[8,8,16,16]",
+            "model.segment_seconds=0.64",
+            "model.overlap_seconds=0.0",
+        ],
     ).model
     conv = Converter.new(direction, model, seed=0)
     images = prepare_images([s["image.jpg"] for s in samples], 2, model.image_size, model.use_depth)

@@ -67,9 +67,15 @@ def _room(material_class, dims=(6.0, 5.0, 3.0)):
 
 def test_direct_sound_arrives_at_time_of_flight():
     v = View("v", _room("plaster"), (1.0, 1.0, 1.2), (3.0, 2.5, 1.7))
-    rir = rooms.simulate_rir(v, RirConfig(ray_tracing=False, ism_order=2, max_seconds=0.5))
+    rir = rooms.simulate_rir(
+        v, RirConfig(ray_tracing=False, ism_order=2, max_seconds=0.5, align_direct=False)
+    )
     n = rooms.direct_index(v)
     assert np.argmax(np.abs(rir[: n + 20])) == pytest.approx(n, abs=1)
+    aligned = rooms.simulate_rir(v, RirConfig(ray_tracing=False, ism_order=2, max_seconds=0.5))
+    assert np.argmax(np.abs(aligned[: rooms.ALIGNED_DIRECT + 20])) == rooms.ALIGNED_DIRECT
+    start = n - rooms.ALIGNED_DIRECT
+    np.testing.assert_array_equal(aligned[:1000], rir[start : start + 1000])
 
 
 def test_absorbent_room_is_less_reverberant():

@@ -23,7 +23,9 @@ def batch(kinds, seed=0):
     clean = 0.1 * torch.randn(b, N, generator=g)
     reverb = 0.1 * torch.randn(b, N, generator=g)
     has_clean = torch.tensor([k in ("paired", "clean_only", "pseudo_reverb", "pseudo_clean") for k in kinds])
-    has_reverb = torch.tensor([k in ("paired", "reverb_only", "pseudo_reverb", "pseudo_clean") for k in kinds])
+    has_reverb = torch.tensor(
+        [k in ("paired", "reverb_only", "pseudo_reverb", "pseudo_clean") for k in kinds]
+    )
     return {
         "clean": clean * has_clean[:, None],
         "reverb": reverb * has_reverb[:, None],
@@ -44,7 +46,13 @@ def test_paired_batch_has_every_term(params):
     state = TrainState.new(params.model, params.train)
     terms = compute_losses(state, batch(["paired", "paired"]), params.train, torch.Generator().manual_seed(0))
     assert set(terms) == {
-        "reverb/diffusion", "reverb/style", "dereverb/diffusion", "dereverb/style", "cycle/clean", "cycle/reverb", "total",
+        "reverb/diffusion",
+        "reverb/style",
+        "dereverb/diffusion",
+        "dereverb/style",
+        "cycle/clean",
+        "cycle/reverb",
+        "total",
     }
     lam = params.train.lambdas
     expected = sum(lam[loss_family(k)] * v for k, v in terms.items() if k != "total")
@@ -71,7 +79,7 @@ def test_step_updates_weights_ema_and_counts(params):
     # zero-initialised residual branches block most gradients at step 0, but not the head's
     assert any(moved) and not torch.equal(before[-1], list(r.net.parameters())[-1])
     decay = params.train.ema_decay
-    for e0, p0, e1, p1 in zip(ema_before, before, r.ema.parameters(), r.net.parameters()):
+    for e0, e1, p1 in zip(ema_before, r.ema.parameters(), r.net.parameters()):
         torch.testing.assert_close(e1, decay * e0 + (1 - decay) * p1)
 
 

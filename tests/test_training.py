@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from conftest import TINY_SIMROOMS
 
 from mvsd.config import load_params
 from mvsd.converter import Converter
@@ -17,11 +18,15 @@ from mvsd.data.manifest import read_manifest
 from mvsd.errors import BadInput
 from mvsd.sim.synth import synth
 
-from conftest import TINY_SIMROOMS
-
 TINY_TRAIN = [
-    "model.size=tiny", "train.batch_size=2", "train.segment_seconds=0.32", "train.checkpoint_every=2",
-    "loader.num_workers=0", "pseudo.chunk=4", "pseudo.steps=1", "pseudo.threads=1",
+    "model.size=tiny",
+    "train.batch_size=2",
+    "train.segment_seconds=0.32",
+    "train.checkpoint_every=2",
+    "loader.num_workers=0",
+    "pseudo.chunk=4",
+    "pseudo.steps=1",
+    "pseudo.threads=1",
 ]
 
 
@@ -45,7 +50,9 @@ def test_full_tiny_mutual_round(dataset, tmp_path):
     assert last == tmp_path / "ck" / "t" / "round-1"
     for k in (0, 1):
         for d in ("reverb", "dereverb"):
-            conv = Converter.from_checkpoint(tmp_path / "ck" / "t" / f"round-{k}" / f"{d}.safetensors", expect_direction=d)
+            conv = Converter.from_checkpoint(
+                tmp_path / "ck" / "t" / f"round-{k}" / f"{d}.safetensors", expect_direction=d
+            )
             assert conv.spec.size == "tiny"
     pseudo = read_manifest(pseudo_dir(dataset, "t", 0)).to_pylist()
     assert {r["kind"] for r in pseudo} == {"pseudo_reverb", "pseudo_clean"}
@@ -71,7 +78,9 @@ def test_pseudo_pairs_rerun_has_no_duplicates_or_gaps(dataset, tmp_path):
     again = make_pseudo_pairs(dataset, r0, out, p, 0)
     assert again == first
     keys = read_manifest(out).column("parent_key").to_pylist()
-    unpaired = [r["key"] for r in read_manifest(dataset).to_pylist() if r["kind"] in ("clean_only", "reverb_only")]
+    unpaired = [
+        r["key"] for r in read_manifest(dataset).to_pylist() if r["kind"] in ("clean_only", "reverb_only")
+    ]
     assert sorted(keys) == sorted(unpaired)
 
 
@@ -97,7 +106,10 @@ def test_killed_training_resumes_to_the_same_step_count(dataset, tmp_path):
 
     info = json.loads((tmp_path / "ck" / "t" / "round-0" / "round.json").read_text())
     assert info["steps"] == 8
-    steps = [int(line.split(",")[8]) for line in (tmp_path / "ck" / "t" / "round-0-losses.csv").read_text().splitlines()[1:]]
+    steps = [
+        int(line.split(",")[8])
+        for line in (tmp_path / "ck" / "t" / "round-0-losses.csv").read_text().splitlines()[1:]
+    ]
     assert steps[-1] == 8 and len(steps) == len(set(steps))  # resumed: no step logged twice
 
 

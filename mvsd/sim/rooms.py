@@ -22,6 +22,7 @@ from mvsd.audio_io import SAMPLE_RATE
 from mvsd.config import RirConfig, RoomRanges
 
 SURFACES = ("west", "east", "south", "north", "floor", "ceiling")
+ALIGNED_DIRECT = 40  # sample index of the direct sound in an aligned RIR (2.5 ms, the fractional-delay filter's half-length)
 
 # material class -> (pyroomacoustics absorption names, scattering coefficient). The renderer draws
 # each class with its own colour and texture, so the picture tells the class.
@@ -212,7 +213,10 @@ def simulate_rir(view: View, cfg: RirConfig, seed: int = 0) -> np.ndarray:
     shoebox.add_source(list(view.source))
     shoebox.add_microphone(np.array(view.mic)[:, None])
     shoebox.compute_rir()
-    rir = np.asarray(shoebox.rir[0][0], dtype=np.float32)[: int(cfg.max_seconds * SAMPLE_RATE)]
+    rir = np.asarray(shoebox.rir[0][0], dtype=np.float32)
+    if cfg.align_direct:
+        rir = rir[direct_index(view) - ALIGNED_DIRECT :]
+    rir = rir[: int(cfg.max_seconds * SAMPLE_RATE)].copy()
     fade = min(len(rir), int(0.01 * SAMPLE_RATE))
     rir[len(rir) - fade :] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
     return rir
@@ -232,8 +236,9 @@ def measure_rt60(rir: np.ndarray, fs: int = SAMPLE_RATE, decay_db: float = 30.0)
 
 
 def direct_index(view: View, fs: int = SAMPLE_RATE) -> int:
-    """Sample index of the direct sound in :func:`simulate_rir`'s output: time of flight plus the
-    half-length of pyroomacoustics' fractional-delay filter."""
+    """Sample index of the direct sound in pyroomacoustics' raw RIR: time of flight plus the
+    half-length of its fractional-delay filter. (With ``rir.align_direct`` it is moved to
+    ``ALIGNED_DIRECT``.)"""
     d = float(np.linalg.norm(np.subtract(view.mic, view.source)))
     return round(d / pra.constants.get("c") * fs) + pra.constants.get("frac_delay_length") // 2
 

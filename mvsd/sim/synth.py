@@ -163,7 +163,9 @@ class ViewJob:
             rgb=rgb,
             depth=depth,
             rt60=rooms.measure_rt60(rir),
-            drr=rooms.measure_drr(rir, direct=rooms.direct_index(view)),
+            drr=rooms.measure_drr(
+                rir, direct=rooms.ALIGNED_DIRECT if s.rir.align_direct else rooms.direct_index(view)
+            ),
         )
         write_bytes_atomic(path, buf.getvalue())
         return view.view_id

@@ -78,7 +78,10 @@ def fit_round(
     log_csv.parent.mkdir(parents=True, exist_ok=True)
     config = {
         "params": to_dict(params),
-        "datasets": {"paired": _abs(datasets["paired"]), "pseudo": [_abs(p) for p in datasets.get("pseudo", [])]},
+        "datasets": {
+            "paired": _abs(datasets["paired"]),
+            "pseudo": [_abs(p) for p in datasets.get("pseudo", [])],
+        },
         "init_from": str(Path(init_from).resolve()) if init_from else None,
         "log_csv": str(log_csv),
         "threads": threads_per_worker(params),
@@ -88,7 +91,9 @@ def fit_round(
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=config,
-        scaling_config=ScalingConfig(num_workers=t.workers, use_gpu=t.use_gpu, resources_per_worker=_resources(params)),
+        scaling_config=ScalingConfig(
+            num_workers=t.workers, use_gpu=t.use_gpu, resources_per_worker=_resources(params)
+        ),
         run_config=RunConfig(
             name=f"{run}-round{k}",
             storage_path=storage,
@@ -125,7 +130,13 @@ def export_round(params: Params, state_file: Path, out: Path, info: dict) -> Non
     tmp.mkdir(parents=True)
     for d, conv in state.converters.items():
         conv.save(tmp / f"{d}.safetensors", extra={"round": info["round"], "step": state.step})
-    info = {**info, "steps": state.step, "skipped_steps": state.skipped_steps, "params": to_dict(params), "torch": torch.__version__}
+    info = {
+        **info,
+        "steps": state.step,
+        "skipped_steps": state.skipped_steps,
+        "params": to_dict(params),
+        "torch": torch.__version__,
+    }
     (tmp / "round.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)

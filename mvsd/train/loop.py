@@ -40,10 +40,14 @@ class TrainingError(MvsdError):
     """Training cannot go on (e.g. the loss stayed non-finite)."""
 
 
-def _batches(dataset: str, params: Params, kinds: list[str], batch: int, seed: int, steps: int) -> Iterator[dict]:
+def _batches(
+    dataset: str, params: Params, kinds: list[str], batch: int, seed: int, steps: int
+) -> Iterator[dict]:
     """An endless stream of batches of ``batch`` samples (resampled: equal on every rank)."""
     cfg = replace(params.loader, batch_size=batch, segment_seconds=params.train.segment_seconds)
-    loader = make_loader(dataset, cfg, splits=["train"], kinds=kinds, seed=seed, epoch_samples=max(1, steps) * batch)
+    loader = make_loader(
+        dataset, cfg, splits=["train"], kinds=kinds, seed=seed, epoch_samples=max(1, steps) * batch
+    )
     while True:
         yield from loader
 
@@ -58,7 +62,10 @@ def mixed_batches(params: Params, datasets: dict, seed: int) -> Iterator[dict]:
     pseudo = datasets.get("pseudo") or []
     n_pseudo = max(1, round(t.batch_size * t.pseudo_fraction)) if pseudo else 0
     paired = _batches(datasets["paired"], params, ["paired"], t.batch_size - n_pseudo, seed, t.steps)
-    streams = [_batches(p, params, ["pseudo_reverb", "pseudo_clean"], n_pseudo, seed + 1 + i, t.steps) for i, p in enumerate(pseudo)]
+    streams = [
+        _batches(p, params, ["pseudo_reverb", "pseudo_clean"], n_pseudo, seed + 1 + i, t.steps)
+        for i, p in enumerate(pseudo)
+    ]
     i = 0
     for b in paired:
         if streams:
@@ -137,11 +144,18 @@ def train_loop_per_worker(config: dict) -> None:
             terms = train_step(state, next(batches), t, gen)
         skipped_in_a_row = skipped_in_a_row + 1 if state.skipped_steps > before else 0
         if skipped_in_a_row >= t.max_nan_steps:
-            raise TrainingError(f"loss was not finite for {skipped_in_a_row} steps in a row (step {state.step}); lower train.lr?")
+            raise TrainingError(
+                f"loss was not finite for {skipped_in_a_row} steps in a row (step {state.step}); lower train.lr?"
+            )
         if state.skipped_steps > before:
             continue
-        metrics = {k: float(v) for k, v in terms.items()} | {"step": state.step, "skipped_steps": state.skipped_steps}
-        metrics["samples_per_s"] = (state.step - start) * t.batch_size * world / max(time.perf_counter() - t0, 1e-9)
+        metrics = {k: float(v) for k, v in terms.items()} | {
+            "step": state.step,
+            "skipped_steps": state.skipped_steps,
+        }
+        metrics["samples_per_s"] = (
+            (state.step - start) * t.batch_size * world / max(time.perf_counter() - t0, 1e-9)
+        )
         log.write(metrics)
         if state.step % t.checkpoint_every == 0 or state.step == t.steps:
             with tempfile.TemporaryDirectory() as tmp:
@@ -149,7 +163,9 @@ def train_loop_per_worker(config: dict) -> None:
                     _save(state, os.path.join(tmp, STATE_FILE))
                     if resume_file:
                         _save(state, resume_file)
-                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp) if rank == 0 else None)
+                ray.train.report(
+                    metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp) if rank == 0 else None
+                )
     for conv in state.converters.values():
         conv.net = unwrap(conv.net)
 
@@ -166,7 +182,9 @@ class _CsvLog:
     def write(self, metrics: dict) -> None:
         if not self.path:
             return
-        row = {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v) for k, v in metrics.items()}
+        row = {
+            k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v) for k, v in metrics.items()
+        }
         new = not os.path.exists(self.path)
         if self.fields is None:
             self.fields = sorted(row) if new else _header(self.path)

@@ -64,10 +64,14 @@ def plan(dataset: str, params: Params) -> dict[tuple[str, str], list[Item]]:
         image_key = image_shard = None
         if not r["sha256_image_jpg"]:
             if not images:
-                raise BadInput(dataset, "clean_only samples have no image and the train split has none to draw")
+                raise BadInput(
+                    dataset, "clean_only samples have no image and the train split has none to draw"
+                )
             pick = images[int(hashlib.sha1(r["key"].encode()).hexdigest(), 16) % len(images)]
             image_key, image_shard = pick["key"], pick["shard"]
-        groups[("train", SOURCE_KINDS[r["kind"]])].append(Item(r["key"], r["shard"], r["kind"], image_key, image_shard))
+        groups[("train", SOURCE_KINDS[r["kind"]])].append(
+            Item(r["key"], r["shard"], r["kind"], image_key, image_shard)
+        )
     if params.pseudo.max_items:
         for k in groups:
             groups[k] = groups[k][: params.pseudo.max_items]
@@ -92,7 +96,10 @@ class ChunkMaker:
 
         self.dataset, self.out, self.k = dataset, out, k
         self.params: Params = build(Params, params_dict)
-        self.conv = {d: Converter.from_checkpoint(Path(round_dir) / f"{d}.safetensors", expect_direction=d) for d in ("reverb", "dereverb")}
+        self.conv = {
+            d: Converter.from_checkpoint(Path(round_dir) / f"{d}.safetensors", expect_direction=d)
+            for d in ("reverb", "dereverb")
+        }
         torch.set_num_threads(max(1, self.params.pseudo.threads))
 
     def __call__(self, batch: dict) -> dict:
@@ -100,7 +107,7 @@ class ChunkMaker:
         for task_json in batch["task"]:
             task = _task_from_json(task_json)
             samples = {s.parent_key: s for s in self.make(task)}
-            run_task(task, lambda item: samples[item.key], self.out)
+            run_task(task, lambda item: samples[item.key], self.out)  # noqa: B023 (called at once)
             done.append(task.shard)
         return {"shard": np.array(done)}
 
@@ -112,7 +119,11 @@ class ChunkMaker:
                 wanted[it.image_shard].add(it.image_key)
         members = _read(self.dataset, wanted)
         first = task.items[0].kind
-        src_name, fwd, back = ("clean.flac", "reverb", "dereverb") if first == "clean_only" else ("reverb.flac", "dereverb", "reverb")
+        src_name, fwd, back = (
+            ("clean.flac", "reverb", "dereverb")
+            if first == "clean_only"
+            else ("reverb.flac", "dereverb", "reverb")
+        )
         audio = [DECODERS[src_name](members[it.key][src_name]) for it in task.items]
         images = [DECODERS["image.jpg"](members[it.image_key or it.key]["image.jpg"]) for it in task.items]
         n = max(len(a) for a in audio)
@@ -127,8 +138,12 @@ class ChunkMaker:
             for it, a, m, img, sc, meta in zip(task.items, audio, made, images, scores, metas)
         ]
 
-    def _sample(self, it: Item, source: np.ndarray, made: np.ndarray, image: np.ndarray, score: float, meta: dict) -> Sample:
-        clean, reverb = (source, made[: len(source)]) if it.kind == "clean_only" else (made[: len(source)], source)
+    def _sample(
+        self, it: Item, source: np.ndarray, made: np.ndarray, image: np.ndarray, score: float, meta: dict
+    ) -> Sample:
+        clean, reverb = (
+            (source, made[: len(source)]) if it.kind == "clean_only" else (made[: len(source)], source)
+        )
         return Sample(
             key=f"{it.key}-r{self.k}",
             split="train",
@@ -142,7 +157,10 @@ class ChunkMaker:
             round=self.k,
             score=score,
             parent_key=it.key,
-            meta={"generated": "reverb.flac" if it.kind == "clean_only" else "clean.flac", "image_from": it.image_key or it.key},
+            meta={
+                "generated": "reverb.flac" if it.kind == "clean_only" else "clean.flac",
+                "image_from": it.image_key or it.key,
+            },
         )
 
 
@@ -155,16 +173,24 @@ def _task_from_json(s: str) -> ShardTask:
     return ShardTask(d["shard"], tuple(Item(**it) for it in d["items"]))
 
 
-def make_pseudo_pairs(dataset: str | Path, round_dir: str | Path, out: str | Path, params: Params, k: int) -> dict:
+def make_pseudo_pairs(
+    dataset: str | Path, round_dir: str | Path, out: str | Path, params: Params, k: int
+) -> dict:
     """Make, score and select round ``k``'s pseudo-pairs of ``dataset`` into ``out``."""
     import ray
 
     from mvsd.train.distributed import init_ray
 
-    dataset, round_dir, out = str(Path(dataset).resolve()), str(Path(round_dir).resolve()), Path(out).resolve()
+    dataset, round_dir, out = (
+        str(Path(dataset).resolve()),
+        str(Path(round_dir).resolve()),
+        Path(out).resolve(),
+    )
     p = params.pseudo
     tasks = plan_tasks(plan(dataset, params), p.chunk)
-    fingerprint = hashlib.sha256(json.dumps([dataset, round_dir, k, to_dict(p), to_dict(params.model)], sort_keys=True).encode()).hexdigest()
+    fingerprint = hashlib.sha256(
+        json.dumps([dataset, round_dir, k, to_dict(p), to_dict(params.model)], sort_keys=True).encode()
+    ).hexdigest()
     open_build(out, tasks, fingerprint)
     todo = [t for t in tasks if not task_done(out, t)]
     if todo:
@@ -193,8 +219,16 @@ def select(out: Path, params: Params) -> dict:
         n = int(np.ceil(len(group) * p.keep_fraction))
         accepted += [r for r in group[:n] if p.max_distance is None or r["score"] <= p.max_distance]
     accepted.sort(key=lambda r: r["key"])
-    write_table(to_table(accepted, MANIFEST_SCHEMA), out / MANIFEST, params.shards.row_group_size, params.shards.compression)
-    summary = {"candidates": len(rows), "accepted": len(accepted), "by_kind": {k: sum(r["kind"] == k for r in accepted) for k in SOURCE_KINDS.values()}}
+    write_table(
+        to_table(accepted, MANIFEST_SCHEMA),
+        out / MANIFEST,
+        params.shards.row_group_size,
+        params.shards.compression,
+    )
+    summary = {
+        "candidates": len(rows),
+        "accepted": len(accepted),
+        "by_kind": {k: sum(r["kind"] == k for r in accepted) for k in SOURCE_KINDS.values()},
+    }
     (out / "pseudo.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
-

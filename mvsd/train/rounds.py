@@ -26,7 +26,9 @@ def check_dataset(dataset: str | Path) -> None:
     try:
         rows = read_manifest(dataset).to_pydict()
     except FileNotFoundError as e:
-        raise BadInput(str(dataset), f"no dataset here ({e}); build one with `mvsd synth` or `mvsd ingest`") from None
+        raise BadInput(
+            str(dataset), f"no dataset here ({e}); build one with `mvsd synth` or `mvsd ingest`"
+        ) from None
     if not any(s == "train" and k == "paired" for s, k in zip(rows["split"], rows["kind"])):
         raise BadInput(str(dataset), "no paired samples in the train split: nothing to train round 0 on")
 
@@ -35,7 +37,9 @@ def pseudo_dir(dataset: str | Path, run: str, k: int) -> Path:
     return Path(f"{Path(dataset)}-pseudo") / run / f"round-{k}"
 
 
-def mutual(dataset: str | Path, params: Params, rounds: int, run: str, checkpoints: str | Path = "checkpoints") -> Path:
+def mutual(
+    dataset: str | Path, params: Params, rounds: int, run: str, checkpoints: str | Path = "checkpoints"
+) -> Path:
     """Round 0, then ``rounds`` more rounds each on paired + all earlier accepted pseudo-pairs.
     Returns the last round's folder (also copied to ``checkpoints/latest``)."""
     check_dataset(dataset)
@@ -45,7 +49,9 @@ def mutual(dataset: str | Path, params: Params, rounds: int, run: str, checkpoin
         out = pseudo_dir(dataset, run, k - 1)
         make_pseudo_pairs(dataset, prev, out, params, k - 1)
         pseudo.append(str(out))
-        prev = fit_round(params, {"paired": str(dataset), "pseudo": pseudo}, checkpoints, run, k, init_from=prev)
+        prev = fit_round(
+            params, {"paired": str(dataset), "pseudo": pseudo}, checkpoints, run, k, init_from=prev
+        )
     publish_latest(prev, Path(checkpoints) / "latest")
     return prev
 

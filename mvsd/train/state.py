@@ -27,7 +27,9 @@ class TrainState:
 
     @classmethod
     def new(cls, model: ModelConfig, train: TrainConfig, device: str = "cpu") -> TrainState:
-        convs = {d: Converter.new(d, model, seed=train.seed + i, device=device) for i, d in enumerate(DIRECTIONS)}
+        convs = {
+            d: Converter.new(d, model, seed=train.seed + i, device=device) for i, d in enumerate(DIRECTIONS)
+        }
         opts = {d: make_optimizer(c.net, train) for d, c in convs.items()}
         return cls(convs, opts)
 
@@ -58,7 +60,9 @@ class TrainState:
 
 
 def make_optimizer(net: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(net.parameters(), lr=train.lr, weight_decay=train.weight_decay, betas=(0.9, 0.99))
+    return torch.optim.AdamW(
+        net.parameters(), lr=train.lr, weight_decay=train.weight_decay, betas=(0.9, 0.99)
+    )
 
 
 def unwrap(net: torch.nn.Module) -> torch.nn.Module:

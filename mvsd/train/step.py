@@ -31,7 +31,11 @@ LEARNS_FROM = {"reverb": ("paired", "pseudo_clean"), "dereverb": ("paired", "pse
 
 def kind_mask(batch: dict, kinds: tuple[str, ...], device: torch.device) -> torch.Tensor:
     ok = [m.get("kind") in kinds for m in batch["meta"]]
-    return torch.tensor(ok, dtype=torch.bool, device=device) & batch["has_clean"].to(device) & batch["has_reverb"].to(device)
+    return (
+        torch.tensor(ok, dtype=torch.bool, device=device)
+        & batch["has_clean"].to(device)
+        & batch["has_reverb"].to(device)
+    )
 
 
 def loss_family(name: str) -> str:
@@ -40,7 +44,9 @@ def loss_family(name: str) -> str:
     return "cycle" if group == "cycle" else kind
 
 
-def compute_losses(state: TrainState, batch: dict, cfg: TrainConfig, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+def compute_losses(
+    state: TrainState, batch: dict, cfg: TrainConfig, gen: torch.Generator | None = None
+) -> dict[str, torch.Tensor]:
     """The named loss terms of one batch (module docstring) and their weighted ``total``."""
     r, d = state.converters["reverb"], state.converters["dereverb"]
     device = r.device
@@ -59,7 +65,7 @@ def compute_losses(state: TrainState, batch: dict, cfg: TrainConfig, gen: torch.
         estimates[name] = (m, est)
     if cfg.lambdas.get("cycle", 0) > 0:
         paired = kind_mask(batch, ("paired",), device)
-        for first, second, conv2, orig in (("reverb", "dereverb", d, "clean"), ("dereverb", "reverb", r, "reverb")):
+        for first, conv2, orig in (("reverb", d, "clean"), ("dereverb", r, "reverb")):
             if first not in estimates or not paired.any():
                 continue
             m, est = estimates[first]
@@ -74,7 +80,9 @@ def compute_losses(state: TrainState, batch: dict, cfg: TrainConfig, gen: torch.
     return terms
 
 
-def train_step(state: TrainState, batch: dict, cfg: TrainConfig, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+def train_step(
+    state: TrainState, batch: dict, cfg: TrainConfig, gen: torch.Generator | None = None
+) -> dict[str, torch.Tensor]:
     """Losses, backward, gradient clipping, optimizer step and EMA update for both converters.
 
     A non-finite loss skips the update (counted in ``state.skipped_steps``); the caller decides
