@@ -149,6 +149,10 @@ class ModelConfig:
     pretrained_visual: str | None = None  # local ResNet-18 state dict to start the encoder from
     sizes: dict[str, SizeConfig] = field(default_factory=_default_sizes)
 
+    def widths_multiple_frames(self) -> int:
+        """The fewest samples a training crop may have: one STFT frame per U-Net level (hop 128)."""
+        return 128 * 2 ** (len(self.sizes[self.size].unet_channels) - 1)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -355,6 +359,20 @@ def validate(params: Params) -> Params:
             raise ConfigError(f"model.sizes.{name}: the last unet channel count must divide by attn_heads")
     if m.steps < 1:
         raise ConfigError(f"model.steps must be >= 1; got {m.steps}")
+    t, ps = params.train, params.pseudo
+    if not 0 <= t.pseudo_fraction < 1:
+        raise ConfigError(f"train.pseudo_fraction must be in [0, 1); got {t.pseudo_fraction}")
+    if t.pseudo_fraction > 0 and t.batch_size < 2:
+        raise ConfigError("train.batch_size must be >= 2 when train.pseudo_fraction > 0 (each batch holds paired and pseudo samples)")
+    if t.steps < 1 or t.checkpoint_every < 1 or t.workers < 0:
+        raise ConfigError("train.steps and train.checkpoint_every must be >= 1 and train.workers >= 0")
+    if t.segment_seconds * 16_000 < params.model.widths_multiple_frames():
+        raise ConfigError("train.segment_seconds is too short for the model")
+    unknown = set(t.lambdas) - {"diffusion", "style", "cycle"}
+    if unknown:
+        raise ConfigError(f"train.lambdas: unknown loss families {sorted(unknown)}; valid: diffusion, style, cycle")
+    if not 0 < ps.keep_fraction <= 1:
+        raise ConfigError(f"pseudo.keep_fraction must be in (0, 1]; got {ps.keep_fraction}")
     if params.audio.sample_rate != 16_000:
         raise ConfigError("audio.sample_rate: only 16000 is supported")
     return params

@@ -31,6 +31,11 @@ def test_unknown_section_is_an_error():
         ("simrooms.room.length=[5, 3]", "0 < lo <= hi"),
         ("shards.samples_per_shard=0", "must be > 0"),
         ("audio.sample_rate=44100", "only 16000"),
+        ("train.pseudo_fraction=1.5", "pseudo_fraction must be in"),
+        ("train.lambdas={diffusion: 1, stlye: 1}", "unknown loss families"),
+        ("pseudo.keep_fraction=0", "keep_fraction must be in"),
+        ("model.sampler=ddim", "does not fit model.process"),
+        ("model.size=huge", "is not one of the sizes"),
     ],
 )
 def test_invalid_values_are_named(override, message):

@@ -143,3 +143,18 @@ def test_round_from_another_model_size_is_refused(tmp_path):
     state = TrainState.new(tiny.model, tiny.train)
     with pytest.raises(CheckpointError, match="a small/flow converter, but params ask for tiny/flow"):
         _init_from(state, tmp_path)
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_training_is_retried(dataset, tmp_path, monkeypatch):
+    """A Ray worker process dies at step 3; FailureConfig restarts it from the step-2 checkpoint."""
+    import json
+
+    from mvsd.train.distributed import fit_round
+    from mvsd.train.loop import FAULT_STEP_ENV
+
+    monkeypatch.setenv(FAULT_STEP_ENV, "3")
+    p = params(tmp_path, "train.steps=4", "train.workers=1", "train.max_failures=1")
+    out = fit_round(p, {"paired": str(dataset)}, tmp_path / "ck", "crash", 0)
+    assert (tmp_path / "ck" / "crash" / "round-0-state.fault-injected").exists()  # it did die
+    assert json.loads((out / "round.json").read_text())["steps"] == 4

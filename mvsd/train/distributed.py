@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from mvsd.config import Params, to_dict
-from mvsd.train.loop import STATE_FILE, load_state_file, train_loop_per_worker
+from mvsd.train.loop import FAULT_STEP_ENV, STATE_FILE, load_state_file, train_loop_per_worker
 from mvsd.train.state import DIRECTIONS, TrainState
 
 ROUND_FILES = tuple(f"{d}.safetensors" for d in DIRECTIONS) + ("round.json",)
@@ -86,6 +86,7 @@ def fit_round(
         "log_csv": str(log_csv),
         "threads": threads_per_worker(params),
         "resume_file": str(Path(checkpoints).resolve() / run / f"round-{k}-state.pt"),
+        "fault_step": os.environ.get(FAULT_STEP_ENV),
     }
     t = params.train
     trainer = TorchTrainer(

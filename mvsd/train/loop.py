@@ -34,6 +34,10 @@ from mvsd.train.state import DIRECTIONS, TrainState, unwrap
 from mvsd.train.step import train_step
 
 STATE_FILE = "state.pt"
+# Fault injection for tests: with this variable set in the driver, the worker process dies
+# (os._exit) once at that step, leaving a marker file so that the retried worker goes on.
+# Exercises FailureConfig for real.
+FAULT_STEP_ENV = "MVSD_FAULT_INJECT_STEP"
 
 
 class TrainingError(MvsdError):
@@ -157,6 +161,7 @@ def train_loop_per_worker(config: dict) -> None:
             (state.step - start) * t.batch_size * world / max(time.perf_counter() - t0, 1e-9)
         )
         log.write(metrics)
+        _maybe_die(state.step, config.get("fault_step"), resume_file)
         if state.step % t.checkpoint_every == 0 or state.step == t.steps:
             with tempfile.TemporaryDirectory() as tmp:
                 if rank == 0:
@@ -168,6 +173,15 @@ def train_loop_per_worker(config: dict) -> None:
                 )
     for conv in state.converters.values():
         conv.net = unwrap(conv.net)
+
+
+def _maybe_die(step: int, fault_step: str | None, resume_file: str | None) -> None:
+    if fault_step != str(step) or not resume_file:
+        return
+    marker = Path(resume_file).with_suffix(".fault-injected")
+    if not marker.exists():
+        marker.touch()
+        os._exit(17)
 
 
 class _CsvLog:
