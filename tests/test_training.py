@@ -72,8 +72,8 @@ def test_pseudo_pairs_rerun_has_no_duplicates_or_gaps(dataset, tmp_path):
     out = tmp_path / "pseudo"
     first = make_pseudo_pairs(dataset, r0, out, p, 0)
     # an interrupted job: one chunk's shard and part gone, no manifest
-    (out / "shards" / "train" / "pseudo_reverb-000001.tar").unlink()
-    (out / ".build" / "shards__train__pseudo_reverb-000001.json").unlink()
+    (out / "shards" / "train" / "pseudo_reverb-000000.tar").unlink()
+    (out / ".build" / "shards__train__pseudo_reverb-000000.json").unlink()
     (out / "manifest.parquet").unlink()
     again = make_pseudo_pairs(dataset, r0, out, p, 0)
     assert again == first
