@@ -289,6 +289,80 @@ def mutual(
     typer.echo(f"{run}: last round in {out} (copied to {checkpoints / 'latest'})")
 
 
+@app.command("eval")
+@_friendly_errors
+def eval_(
+    dataset: DatasetOpt = Path("datasets/simrooms"),
+    split: Annotated[str, typer.Option(help="test_unseen | test_seen | val")] = "test_unseen",
+    round_: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--round",
+            help="Round folder(s) of converters (checkpoints/RUN/round-K); repeat to compare rounds.",
+        ),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Output name (default: the split).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for NAME.json, NAME-samples.parquet, NAME.md.")] = Path(
+        "metrics"
+    ),
+    steps: Annotated[int | None, typer.Option(help="Sampling steps (default: the checkpoint's).")] = None,
+    sweep: Annotated[
+        str | None, typer.Option(help="Comma-separated step counts to sweep, e.g. 1,2,4,8.")
+    ] = None,
+    blank_image: Annotated[bool, typer.Option(help="Ablation: feed the converters a blank image.")] = False,
+    limit: Annotated[int | None, typer.Option(help="Only the first N samples of the split.")] = None,
+    no_baselines: Annotated[bool, typer.Option(help="Skip the baselines.")] = False,
+) -> None:
+    """Score the baselines and the converters on one split with the field's metrics.
+
+    VAM: STFT distance (AViTAR), its log variant, RT60 and DRR error by deconvolution. Dereverberation:
+    wide-band PESQ, STOI, ESTOI, SI-SDR. Writes a flat JSON (dvc metrics), a per-sample Parquet table
+    and a Markdown table of mean ± 95% confidence interval.
+    """
+    from mvsd.eval.run import evaluate, markdown, write
+
+    rounds = {p.name if p.name.startswith("round") else str(p): p for p in round_ or []}
+    result = evaluate(
+        dataset,
+        split,
+        rounds,
+        steps=steps,
+        sweep=[int(k) for k in sweep.split(",")] if sweep else None,
+        blank_image=blank_image,
+        limit=limit,
+        baselines=not no_baselines,
+    )
+    paths = write(result, out, name or split + ("-blank-image" if blank_image else ""))
+    typer.echo(markdown(result))
+    typer.echo("written: " + ", ".join(str(p) for p in paths.values()))
+
+
+@app.command()
+@_friendly_errors
+def report(
+    dataset: DatasetOpt = Path("datasets/simrooms"),
+    split: Annotated[str, typer.Option(help="test_unseen | test_seen | val")] = "test_unseen",
+    round_: Annotated[
+        list[Path] | None, typer.Option("--round", help="Round folder(s) of converters to include.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Report folder (index.html + media/).")] = Path("reports/latest"),
+    samples: Annotated[int, typer.Option(help="How many samples to show.")] = 4,
+    limit: Annotated[
+        int | None, typer.Option(help="Samples scored for the metric tables (default: the whole split).")
+    ] = None,
+) -> None:
+    """A static HTML listening page (room image, audio players and spectrograms for the source,
+    the ground truth, every baseline and the converters; metric tables and plots). It opens from
+    disk, no server needed."""
+    from mvsd.eval.report import make_report
+    from mvsd.eval.run import evaluate
+
+    rounds = {p.name: p for p in round_ or []}
+    result = evaluate(dataset, split, rounds, limit=limit)
+    page = make_report(dataset, split, rounds, out, n=samples, result=result)
+    typer.echo(f"report: {page.resolve()}")
+
+
 @data_app.command("stats")
 @_friendly_errors
 def data_stats(

@@ -140,7 +140,7 @@ class ModelConfig:
     process: str = "flow"  # vp (MVSD's noise prediction) | flow (from the source to the target)
     flow_sigma: float = 0.05  # noise added to the source at the start of the flow
     sampler: str = "euler"  # vp: ddim | ddpm; flow: euler | heun
-    steps: int = 4  # network evaluations per conversion (BENCHMARKS.md: flat quality from 1 to 8)
+    steps: int = 1  # network evaluations per conversion (BENCHMARKS.md: 1 is best at CPU budgets)
     segment_seconds: float = 2.56  # converters work on segments this long ...
     overlap_seconds: float = 0.32  # ... overlapping by this much, cross-faded
     max_batch: int = 16  # segments per forward pass at inference
@@ -180,7 +180,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class PseudoConfig:
-    steps: int = 4  # sampling steps of each conversion
+    steps: int = 1  # sampling steps of each conversion
     keep_fraction: float = 0.5  # of each kind, the best-scoring (lowest cycle distance) are kept ...
     max_distance: float | None = None  # ... and only those under this cycle STFT distance
     chunk: int = 32  # candidates per output shard (one actor task)
