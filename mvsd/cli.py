@@ -312,6 +312,12 @@ def eval_(
     blank_image: Annotated[bool, typer.Option(help="Ablation: feed the converters a blank image.")] = False,
     limit: Annotated[int | None, typer.Option(help="Only the first N samples of the split.")] = None,
     no_baselines: Annotated[bool, typer.Option(help="Skip the baselines.")] = False,
+    blind_rt60: Annotated[
+        bool,
+        typer.Option(
+            help="Also the blind-estimator RT60 error (trains the estimator once per dataset, about 30 s)."
+        ),
+    ] = True,
 ) -> None:
     """Score the baselines and the converters on one split with the field's metrics.
 

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from conftest import TINY_SIMROOMS
@@ -55,3 +56,18 @@ def test_blank_image_ablation_and_step_sweep(setup):
     )
     assert {r["system"] for r in result.rows} == {"r0-blank-image@1steps", "r0-blank-image@2steps"}
     assert set(result.timing) >= {"vam/r0-blank-image@1steps/rtf", "dereverb/r0-blank-image@2steps/rtf"}
+
+
+def test_blind_rt60_error_column(setup):
+    from mvsd.eval.baselines import read_samples
+    from mvsd.eval.rt60 import Rt60Config, fit_rt60_estimator
+
+    train = read_samples(setup / "ds", ["train"])
+    x = np.stack([s.reverb for s in train])
+    y = np.array([s.rt60 for s in train])
+    model, _ = fit_rt60_estimator(x, y, Rt60Config(), steps=3, batch_size=4, lr=1e-3, seed=0)
+    result = evaluate(setup / "ds", "test_unseen", None, limit=2, wpe_val=2, rt60_model=model)
+    oracle = [r["blind_rt60_error"] for r in result.rows if r["system"] == "oracle_rir"]
+    assert len(oracle) == 2 and max(oracle) < 0.05  # the oracle's output is the target
+    assert all("blind_rt60_error" not in r for r in result.rows if r["family"] == "dereverb")
+    assert "blind_rt60_error ↓" in markdown(result)

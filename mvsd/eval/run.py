@@ -73,10 +73,12 @@ def evaluate(
     limit: int | None = None,
     baselines: bool = True,
     wpe_val: int = 12,
+    rt60_model=None,
 ) -> EvalResult:
     """Score baselines (fit on the train split, WPE tuned on ``wpe_val`` val pairs) and each
     round's converters (``{label: round folder}``) on ``split``, at ``steps`` (None: the
-    checkpoint's default) or at each step count of ``sweep`` (quality vs time)."""
+    checkpoint's default) or at each step count of ``sweep`` (quality vs time). With
+    ``rt60_model`` (:func:`rt60_estimator_for`) VAM rows also get ``blind_rt60_error``."""
     samples = read_samples(dataset, [split], limit=limit)
     if not samples:
         raise ValueError(f"{dataset}: no paired samples in split {split!r}")
@@ -107,7 +109,43 @@ def evaluate(
                     }
                 )
                 advance(1)
+    if rt60_model is not None:  # RT60 error the second way: AViTAR's blind estimator, in batches
+        add_blind_rt60(rows, outputs, samples, rt60_model)
     return EvalResult(f"{split}", rows, summarize(rows), timing)
+
+
+def add_blind_rt60(rows: list[dict], outputs: dict, samples, model) -> None:
+    """``blind_rt60_error`` = |est(output) - est(target)| seconds for every VAM row."""
+    from mvsd.eval.rt60 import estimate_rt60
+
+    truth = estimate_rt60(model, np.stack([s.reverb for s in samples]))
+    by_system = {
+        system: estimate_rt60(model, np.stack(preds))
+        for (family, system), preds in outputs.items()
+        if family == "vam"
+    }
+    index = {s.key: i for i, s in enumerate(samples)}
+    for r in rows:
+        if r["family"] == "vam":
+            r["blind_rt60_error"] = float(
+                abs(by_system[r["system"]][index[r["key"]]] - truth[index[r["key"]]])
+            )
+
+
+def rt60_estimator_for(dataset: str | Path, cache: str | Path = "checkpoints/rt60"):
+    """The blind RT60 estimator of ``dataset``: trained on its train split (measured RT60s) the
+    first time, then loaded from ``cache/<dataset version>.pt``. Returns (model, report with its
+    own val MAE)."""
+    from mvsd.eval.rt60 import load_rt60_estimator, save_rt60_estimator, train_rt60_estimator
+
+    version = json.loads((Path(dataset) / "dataset.json").read_text())["version"]
+    path = Path(cache) / f"{version}.pt"
+    if path.exists():
+        return load_rt60_estimator(path)
+    model, report = train_rt60_estimator(dataset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_rt60_estimator(model, path, report)
+    return model, report
 
 
 def summarize(rows: list[dict]) -> dict[str, dict[str, tuple[float, float, int]]]:
@@ -116,7 +154,7 @@ def summarize(rows: list[dict]) -> dict[str, dict[str, tuple[float, float, int]]
     groups: dict[str, dict[str, list[float]]] = {}
     for r in rows:
         g = groups.setdefault(f"{r['family']}/{r['system']}", {})
-        for m in METRICS:
+        for m in (*METRICS, "blind_rt60_error"):
             if m in r and r[m] is not None:
                 g.setdefault(m, []).append(r[m])
     out = {}
@@ -137,7 +175,9 @@ def markdown(result: EvalResult) -> str:
         systems = [g.split("/", 1)[1] for g in result.summary if g.startswith(family + "/")]
         if not systems:
             continue
-        arrows = {m: "↓" if METRICS[m].direction == "lower" else "↑" for m in metrics}
+        if family == "vam" and any("blind_rt60_error" in result.summary[f"vam/{x}"] for x in systems):
+            metrics.append("blind_rt60_error")
+        arrows = {m: "↑" if m in METRICS and METRICS[m].direction == "higher" else "↓" for m in metrics}
         lines += [
             f"\n**{'VAM (dry -> room)' if family == 'vam' else 'Dereverberation (room -> dry)'}**, {result.name}\n"
         ]
