@@ -325,9 +325,16 @@ def eval_(
     wide-band PESQ, STOI, ESTOI, SI-SDR. Writes a flat JSON (dvc metrics), a per-sample Parquet table
     and a Markdown table of mean ± 95% confidence interval.
     """
-    from mvsd.eval.run import evaluate, markdown, write
+    from mvsd.eval.run import evaluate, markdown, rt60_estimator_for, write
 
     rounds = {p.name if p.name.startswith("round") else str(p): p for p in round_ or []}
+    rt60_model = None
+    if blind_rt60:
+        rt60_model, report = rt60_estimator_for(dataset)
+        typer.echo(
+            f"blind RT60 estimator: val MAE {report.get('val_mae_s', float('nan')):.3f} s "
+            f"(predicting the mean: {report.get('val_mae_predict_mean_s', float('nan')):.3f} s)"
+        )
     result = evaluate(
         dataset,
         split,
@@ -337,6 +344,7 @@ def eval_(
         blank_image=blank_image,
         limit=limit,
         baselines=not no_baselines,
+        rt60_model=rt60_model,
     )
     paths = write(result, out, name or split + ("-blank-image" if blank_image else ""))
     typer.echo(markdown(result))

@@ -71,3 +71,16 @@ def test_blind_rt60_error_column(setup):
     assert len(oracle) == 2 and max(oracle) < 0.05  # the oracle's output is the target
     assert all("blind_rt60_error" not in r for r in result.rows if r["family"] == "dereverb")
     assert "blind_rt60_error ↓" in markdown(result)
+
+
+def test_eval_command_writes_its_files(setup, tmp_path):
+    from typer.testing import CliRunner
+
+    from mvsd.cli import app
+
+    args = ["eval", "--dataset", str(setup / "ds"), "--split", "test_unseen", "--round", str(setup / "round-0"),
+            "--limit", "1", "--no-blind-rt60", "--out", str(tmp_path), "--name", "cli"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "| round-0 |" in result.output
+    assert {p.name for p in tmp_path.iterdir()} == {"cli.json", "cli-samples.parquet", "cli.md"}
