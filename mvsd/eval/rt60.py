@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mvsd.eval.baselines import read_samples
+from mvsd.models.visual import BasicBlock  # the same ResNet basic block as the visual encoder
 
 FORMAT = "mvsd.rt60_estimator/1"
 RMS_DB = -25.0  # the dataset's level (params.yaml audio.rms_db)
@@ -42,24 +43,6 @@ class Rt60Config:
     n_fft: int = 512
     hop: int = 160
     win: int = 400
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.skip = (
-            nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
-            if stride != 1 or c_in != c_out
-            else nn.Identity()
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(y)) + self.skip(x))
 
 
 class Rt60Estimator(nn.Module):
