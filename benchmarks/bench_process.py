@@ -22,14 +22,9 @@ import torch
 
 from mvsd.config import load_params
 from mvsd.data.loader import make_loader
+from mvsd.eval.metrics import stft_distance
 from mvsd.train.state import TrainState
 from mvsd.train.step import train_step
-
-
-def stft_distance(pred: np.ndarray, target: np.ndarray) -> float:
-    win = torch.hamming_window(400)
-    mag = lambda x: torch.stft(torch.as_tensor(x), 512, 160, 400, win, return_complex=True).abs()  # noqa: E731
-    return float((mag(pred) - mag(target)).pow(2).mean())
 
 
 def train(params, dataset: str, steps: int, seconds: float) -> tuple[TrainState, float]:

@@ -32,6 +32,7 @@ from mvsd.data.manifest import MANIFEST, MANIFEST_SCHEMA, read_manifest, to_tabl
 from mvsd.data.sample import DECODERS, Sample
 from mvsd.data.shards import iter_shard
 from mvsd.errors import BadInput
+from mvsd.eval.metrics import stft_distance
 
 SOURCE_KINDS = {"clean_only": "pseudo_reverb", "reverb_only": "pseudo_clean"}
 
@@ -45,13 +46,6 @@ class Item:
     kind: str  # clean_only | reverb_only
     image_key: str | None = None
     image_shard: str | None = None
-
-
-def stft_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """AViTAR's STFT distance per item: MSE of magnitudes (n_fft 512, hop 160, Hamming 400); ``(B,)``."""
-    win = torch.hamming_window(400)
-    mag = lambda x: torch.stft(x, 512, 160, 400, win, return_complex=True).abs()  # noqa: E731
-    return (mag(a) - mag(b)).pow(2).mean(dim=(1, 2))
 
 
 def plan(dataset: str, params: Params) -> dict[tuple[str, str], list[Item]]:
@@ -131,7 +125,7 @@ class ChunkMaker:
         steps, seed = self.params.pseudo.steps, self.params.pseudo.seed + self.k
         made = self.conv[fwd].convert(x, images, steps=steps, seed=seed)
         again = self.conv[back].convert(made, images, steps=steps, seed=seed)
-        scores = stft_distance(torch.from_numpy(again), torch.from_numpy(x)).numpy()
+        scores = [stft_distance(a, b) for a, b in zip(again, x)]
         metas = [json.loads(members[it.key]["json"]) for it in task.items]
         return [
             self._sample(it, a, m, img, float(sc), meta)
