@@ -18,15 +18,11 @@ import soundfile as sf
 from PIL import Image
 
 from mvsd.audio_io import SAMPLE_RATE
-from mvsd.converter import Converter
-from mvsd.eval.baselines import BASELINES, BaselineContext, RirBank, read_samples
+from mvsd.eval.baselines import BaselineContext, RirBank, read_samples
 from mvsd.eval.metrics import METRICS
-from mvsd.eval.run import EvalResult
+from mvsd.eval.run import EvalResult, baseline_outputs, converter_outputs
 
-TASKS = {
-    "vam": ("clean", "reverb", "reverb"),
-    "dereverb": ("reverb", "clean", "dereverb"),
-}  # source, truth, converter
+TASKS = {"vam": ("clean", "reverb"), "dereverb": ("reverb", "clean")}  # family -> (source, truth)
 
 
 def _spectrogram_png(x: np.ndarray, path: Path) -> None:
@@ -78,22 +74,6 @@ def _bar_plot(summary: dict, family: str, metric: str, path: Path) -> None:
     plt.close(fig)
 
 
-def _outputs(
-    samples, rounds: dict[str, Path], ctx: BaselineContext
-) -> dict[str, dict[str, list[np.ndarray]]]:
-    """task -> system -> outputs (one per sample)."""
-    out: dict[str, dict[str, list[np.ndarray]]] = {}
-    for task, (src, _, direction) in TASKS.items():
-        out[task] = {name: [fn(s, ctx) for s in samples] for name, fn in BASELINES[task].items()}
-        for label, folder in rounds.items():
-            conv = Converter.from_checkpoint(
-                Path(folder) / f"{direction}.safetensors", expect_direction=direction
-            )
-            x = np.stack([getattr(s, src) for s in samples])
-            out[task][label] = list(conv.convert(x, [s.image for s in samples], seed=0))
-    return out
-
-
 def _clip(out: Path, rel: str, x: np.ndarray) -> str:
     """Write a wav and its spectrogram; HTML for both."""
     wav, png = out / f"{rel}.wav", out / f"{rel}.png"
@@ -131,7 +111,9 @@ def make_report(
     (out / "media").mkdir(parents=True, exist_ok=True)
     samples = read_samples(dataset, [split], limit=n)
     ctx = BaselineContext(bank=RirBank.from_dataset(dataset))
-    outputs = _outputs(samples, rounds, ctx)
+    outputs = baseline_outputs(samples, ctx)
+    for label, folder in rounds.items():
+        outputs.update(converter_outputs(Path(folder), label, samples, None, False, {}))
     parts = [
         f"<h1>MVSD listening report</h1><p>{html.escape(str(dataset))}, split <b>{split}</b>, {len(samples)} samples</p>"
     ]
@@ -145,14 +127,16 @@ def make_report(
         parts.append(
             f'<h2>Sample {i + 1}: {html.escape(s.key)}</h2><p>{meta}</p><img class="room" src="media/{i}-room.png" alt="room image">'
         )
-        for task, (src, truth, _) in TASKS.items():
+        for task, (src, truth) in TASKS.items():
             title = (
                 "Visual acoustic matching (dry → room)" if task == "vam" else "Dereverberation (room → dry)"
             )
             cells = [("Source", _clip(out, f"media/{i}-{task}-source", getattr(s, src))),
                      ("Ground truth", _clip(out, f"media/{i}-{task}-truth", getattr(s, truth)))]  # fmt: skip
             cells += [
-                (name, _clip(out, f"media/{i}-{task}-{name}", ys[i])) for name, ys in outputs[task].items()
+                (name, _clip(out, f"media/{i}-{task}-{name}", ys[i]))
+                for (family, name), ys in outputs.items()
+                if family == task
             ]
             row = "".join(f"<td><b>{html.escape(name)}</b><br>{c}</td>" for name, c in cells)
             parts.append(f"<h3>{title}</h3><table class='clips'><tr>{row}</tr></table>")

@@ -48,7 +48,16 @@ def _reference(s, family: str) -> Reference:
     return Reference(target=s.clean)
 
 
-def _converter_outputs(
+def baseline_outputs(samples, ctx: BaselineContext) -> dict[tuple[str, str], list[np.ndarray]]:
+    """Every baseline's outputs, ``(family, name) -> [one per sample]``."""
+    return {
+        (family, name): [fn(s, ctx) for s in samples]
+        for family, systems in BASELINES.items()
+        for name, fn in systems.items()
+    }
+
+
+def converter_outputs(
     round_dir: Path, label: str, samples, steps: int | None, blank_image: bool, timing: dict
 ) -> dict:
     """Both converters' outputs for every sample; seconds per clip of audio go into ``timing``."""
@@ -86,16 +95,15 @@ def evaluate(
     if baselines:
         val = read_samples(dataset, ["val"], limit=wpe_val)
         wpe_params, _ = tune_wpe([(s.reverb, s.clean) for s in val])
-        ctx = BaselineContext(bank=RirBank.from_dataset(dataset), wpe=wpe_params)
-        for family, systems in BASELINES.items():
-            for name, fn in systems.items():
-                outputs[(family, name)] = [fn(s, ctx) for s in samples]
+        outputs.update(
+            baseline_outputs(samples, BaselineContext(bank=RirBank.from_dataset(dataset), wpe=wpe_params))
+        )
     timing: dict[str, float] = {}
     for label, folder in (rounds or {}).items():
         tag = f"{label}-blank-image" if blank_image else label
         for k in sweep or [steps]:
             name = tag if not sweep else f"{tag}@{k}steps"
-            outputs.update(_converter_outputs(Path(folder), name, samples, k, blank_image, timing))
+            outputs.update(converter_outputs(Path(folder), name, samples, k, blank_image, timing))
     rows = []
     with progress_bar("scoring", len(outputs) * len(samples)) as advance:
         for (family, system), preds in outputs.items():
