@@ -166,6 +166,7 @@ class TrainConfig:
     steps: int = 600  # optimizer steps per round (a resumed run ends at the same count)
     batch_size: int = 4  # samples per worker per step
     segment_seconds: float = 1.28  # training crops (inference uses model.segment_seconds)
+    start_fraction: float = 0.5  # flow: share of each batch trained at t = 0 (what 1-step sampling uses)
     pseudo_fraction: float = 0.17  # share of each batch from accepted pseudo-pairs (rounds >= 1)
     checkpoint_every: int = 100
     max_nan_steps: int = 20  # non-finite losses in a row before training stops with an error
@@ -191,6 +192,30 @@ class PseudoConfig:
 
 
 @dataclass(frozen=True)
+class EvaluateConfig:
+    """The pipeline's evaluation stage (``dvc.yaml``: ``mvsd eval`` with these as its options)."""
+
+    split: str = "test_unseen"
+    limit: int = 0  # samples scored; 0 = the whole split
+    report_samples: int = 4  # samples shown with players and spectrograms on the report page
+
+
+@dataclass(frozen=True)
+class OrchestrationConfig:
+    """The Prefect flows (``flows/``): what the scheduled inbox flow watches and continues."""
+
+    inbox: str = "inbox"  # folder or fsspec URL: clean/ (dry speech), reverb/ (image + audio by stem)
+    dataset: str = "datasets/simrooms"  # paired data that every round trains on
+    run: str = "demo"  # the run whose rounds the inbox continues
+    checkpoints: str = "checkpoints"
+    cron: str = "0 * * * *"  # `python -m flows.serve`: when the inbox flow runs
+    eval_split: str = "test_unseen"
+    eval_limit: int = 0  # samples scored after each inbox round; 0 = the whole split
+    dvc: bool = True  # version new datasets and rounds with DVC (and push) when in a DVC repo
+    lock_timeout_s: float = 3600.0  # waiting for the repository lock longer than this fails the run
+
+
+@dataclass(frozen=True)
 class Params:
     audio: AudioConfig = field(default_factory=AudioConfig)
     simrooms: SimRoomsConfig = field(default_factory=SimRoomsConfig)
@@ -200,6 +225,8 @@ class Params:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     pseudo: PseudoConfig = field(default_factory=PseudoConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    orchestration: OrchestrationConfig = field(default_factory=OrchestrationConfig)
 
     def replace(self, **sections: Any) -> Params:
         return dataclasses.replace(self, **sections)
@@ -360,17 +387,23 @@ def validate(params: Params) -> Params:
     if m.steps < 1:
         raise ConfigError(f"model.steps must be >= 1; got {m.steps}")
     t, ps = params.train, params.pseudo
+    if not 0 <= t.start_fraction <= 1:
+        raise ConfigError(f"train.start_fraction must be in [0, 1]; got {t.start_fraction}")
     if not 0 <= t.pseudo_fraction < 1:
         raise ConfigError(f"train.pseudo_fraction must be in [0, 1); got {t.pseudo_fraction}")
     if t.pseudo_fraction > 0 and t.batch_size < 2:
-        raise ConfigError("train.batch_size must be >= 2 when train.pseudo_fraction > 0 (each batch holds paired and pseudo samples)")
+        raise ConfigError(
+            "train.batch_size must be >= 2 when train.pseudo_fraction > 0 (each batch holds paired and pseudo samples)"
+        )
     if t.steps < 1 or t.checkpoint_every < 1 or t.workers < 0:
         raise ConfigError("train.steps and train.checkpoint_every must be >= 1 and train.workers >= 0")
     if t.segment_seconds * 16_000 < params.model.widths_multiple_frames():
         raise ConfigError("train.segment_seconds is too short for the model")
     unknown = set(t.lambdas) - {"diffusion", "style", "cycle"}
     if unknown:
-        raise ConfigError(f"train.lambdas: unknown loss families {sorted(unknown)}; valid: diffusion, style, cycle")
+        raise ConfigError(
+            f"train.lambdas: unknown loss families {sorted(unknown)}; valid: diffusion, style, cycle"
+        )
     if not 0 < ps.keep_fraction <= 1:
         raise ConfigError(f"pseudo.keep_fraction must be in (0, 1]; got {ps.keep_fraction}")
     if params.audio.sample_rate != 16_000:

@@ -21,11 +21,18 @@ def diffusion_step(
     source: torch.Tensor,
     image: torch.Tensor,
     generator: torch.Generator | None = None,
+    start_fraction: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Spectrograms ``target, source (B, 2, F, N)``, ``image (B, C, H, W)`` ->
-    (diffusion loss (scalar), one-step estimate of the target ``(B, 2, F, N)``)."""
+    (diffusion loss (scalar), one-step estimate of the target ``(B, 2, F, N)``).
+
+    ``start_fraction`` (flow only): the share of samples trained at ``t = 0``, the only time a
+    1-step sampler evaluates; the rest draw ``t`` uniformly as usual."""
     b = target.shape[0]
     t = process.sample_times(b, target.device, generator)
+    if start_fraction > 0 and process.name == "flow":
+        at_start = torch.rand(b, device=target.device, generator=generator) < start_fraction
+        t = torch.where(at_start, torch.zeros_like(t), t)
     noise = torch.randn(target.shape, generator=generator, device=target.device, dtype=target.dtype)
     x_t, want = process.training_pair(target, source, t, noise)
     out = net(x_t, source, t, image)

@@ -92,14 +92,14 @@ def test_killed_training_resumes_to_the_same_step_count(dataset, tmp_path):
         f"p = load_params(None, {overrides!r}); "
         f"fit_round(p, {{'paired': {str(dataset)!r}}}, {str(tmp_path / 'ck')!r}, 't', 0)"
     )
-    state = tmp_path / "ck" / "t" / "round-0-state.pt"
+    run_dir = tmp_path / "ck" / "t"
     proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
     deadline = time.time() + 300
-    while time.time() < deadline and not state.exists():
+    while time.time() < deadline and not list(run_dir.glob("round-0-state-*.pt")):
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert state.exists(), "no checkpoint before the kill"
+    assert list(run_dir.glob("round-0-state-*.pt")), "no checkpoint before the kill"
     assert not (tmp_path / "ck" / "t" / "round-0" / "round.json").exists(), "killed too late to test a resume"
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     import json
@@ -156,5 +156,5 @@ def test_worker_killed_mid_training_is_retried(dataset, tmp_path, monkeypatch):
     monkeypatch.setenv(FAULT_STEP_ENV, "3")
     p = params(tmp_path, "train.steps=4", "train.workers=1", "train.max_failures=1")
     out = fit_round(p, {"paired": str(dataset)}, tmp_path / "ck", "crash", 0)
-    assert (tmp_path / "ck" / "crash" / "round-0-state.fault-injected").exists()  # it did die
+    assert list((tmp_path / "ck" / "crash").glob("round-0-state-*.fault-injected"))  # it did die
     assert json.loads((out / "round.json").read_text())["steps"] == 4

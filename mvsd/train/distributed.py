@@ -6,13 +6,17 @@
   (``train.workers`` workers; 0 runs it in this process through Ray Train's local mode) with
   ``FailureConfig`` retries, then export the round's converters to ``<run>/round-<k>/``.
 
-A run is named ``<run>-round<k>`` under ``train.storage_path``: starting the same round again
-after a kill resumes from its last checkpoint and stops at the same total step count.
+A run is named ``<run>-round<k>-<fingerprint>`` under ``train.storage_path``: starting the same
+round again after a kill resumes from its last checkpoint and stops at the same total step count.
+The fingerprint hashes everything that decides the result (params, input datasets, the round it
+starts from), so a changed knob (``dvc exp run -S train.lr=...``) never resumes stale state.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -23,6 +27,7 @@ from mvsd.config import Params, to_dict
 from mvsd.train.loop import FAULT_STEP_ENV, STATE_FILE, load_state_file, train_loop_per_worker
 from mvsd.train.state import DIRECTIONS, TrainState
 
+log = logging.getLogger(__name__)
 ROUND_FILES = tuple(f"{d}.safetensors" for d in DIRECTIONS) + ("round.json",)
 
 
@@ -62,14 +67,19 @@ def fit_round(
     """Train round ``k`` of ``run`` and export it; returns the round folder.
 
     ``datasets``: ``{"paired": dataset, "pseudo": [pseudo datasets]}``. A round already exported
-    is returned as it is.
+    with the same fingerprint is returned as it is; one exported from other params or data is
+    trained again.
     """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     out = round_dir(checkpoints, run, k)
+    datasets = {"paired": _abs(datasets["paired"]), "pseudo": [_abs(p) for p in datasets.get("pseudo", [])]}
+    fp = fingerprint(params, datasets, init_from)
     if all((out / f).exists() for f in ROUND_FILES):
-        return out
+        if json.loads((out / "round.json").read_text()).get("fingerprint") == fp:
+            return out
+        log.info("%s was made from other params or data: training round %d again", out, k)
     init_ray(params)
     storage = params.train.storage_path
     if "://" not in storage:
@@ -78,14 +88,11 @@ def fit_round(
     log_csv.parent.mkdir(parents=True, exist_ok=True)
     config = {
         "params": to_dict(params),
-        "datasets": {
-            "paired": _abs(datasets["paired"]),
-            "pseudo": [_abs(p) for p in datasets.get("pseudo", [])],
-        },
+        "datasets": datasets,
         "init_from": str(Path(init_from).resolve()) if init_from else None,
         "log_csv": str(log_csv),
         "threads": threads_per_worker(params),
-        "resume_file": str(Path(checkpoints).resolve() / run / f"round-{k}-state.pt"),
+        "resume_file": str(Path(checkpoints).resolve() / run / f"round-{k}-state-{fp[:12]}.pt"),
         "fault_step": os.environ.get(FAULT_STEP_ENV),
     }
     t = params.train
@@ -96,20 +103,37 @@ def fit_round(
             num_workers=t.workers, use_gpu=t.use_gpu, resources_per_worker=_resources(params)
         ),
         run_config=RunConfig(
-            name=f"{run}-round{k}",
+            name=f"{run}-round{k}-{fp[:12]}",
             storage_path=storage,
             failure_config=FailureConfig(max_failures=t.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
     )
     result = trainer.fit()
-    info = {"run": run, "round": k, "datasets": config["datasets"]}
+    info = {"run": run, "round": k, "datasets": datasets, "fingerprint": fp}
     if t.workers == 0 or result.checkpoint is None:  # local mode: only our own file persists
         export_round(params, Path(config["resume_file"]), out, info)
     else:
         with result.checkpoint.as_directory() as d:
             export_round(params, Path(d) / STATE_FILE, out, info)
     return out
+
+
+def fingerprint(params: Params, datasets: dict, init_from: str | Path | None) -> str:
+    """What decides a round's result: params, the input datasets' content versions, the start."""
+
+    def version(ds: str) -> str:
+        f = Path(ds) / "dataset.json"
+        return json.loads(f.read_text()).get("version", ds) if f.exists() else ds
+
+    start = Path(init_from) / "round.json" if init_from else None
+    blob = {
+        "params": to_dict(params),
+        "paired": version(datasets["paired"]),
+        "pseudo": [version(p) for p in datasets.get("pseudo", [])],
+        "init_from": json.loads(start.read_text()).get("fingerprint") if start and start.exists() else None,
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
 
 def _resources(params: Params) -> dict | None:

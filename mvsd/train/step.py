@@ -59,7 +59,9 @@ def compute_losses(
         m = kind_mask(batch, LEARNS_FROM[name], device)
         if not m.any():
             continue
-        loss, est = diffusion_step(conv.net, conv.process, spec[tgt][m], spec[src][m], image[m], gen)
+        loss, est = diffusion_step(
+            conv.net, conv.process, spec[tgt][m], spec[src][m], image[m], gen, cfg.start_fraction
+        )
         terms[f"{name}/diffusion"] = loss
         terms[f"{name}/style"] = style_loss(est, spec[tgt][m])
         estimates[name] = (m, est)
@@ -73,7 +75,9 @@ def compute_losses(
             if not keep.any():
                 continue
             target = spec[orig][m][keep]
-            _, back = diffusion_step(conv2.net, conv2.process, target, est[keep], image[m][keep], gen)
+            _, back = diffusion_step(
+                conv2.net, conv2.process, target, est[keep], image[m][keep], gen, cfg.start_fraction
+            )
             terms[f"cycle/{orig}"] = style_loss(back, target)
     total = sum(cfg.lambdas.get(loss_family(k), 0.0) * v for k, v in terms.items())
     terms["total"] = total if torch.is_tensor(total) else torch.zeros((), device=device)
