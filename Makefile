@@ -8,10 +8,10 @@ MVSD := $(VENV)/bin/mvsd
 setup:
 	@bash scripts/setup.sh
 
-## Generate the built-in SimRooms dataset (shards + manifest) and print its statistics.
+## The whole pipeline on the built-in dataset (dvc repro): data -> round 0 -> pseudo-pairs ->
+## round 1 -> evaluation + report; prints the results table and where the report is.
 demo: setup
-	$(MVSD) synth --out datasets/simrooms
-	$(MVSD) data stats datasets/simrooms
+	@bash scripts/demo.sh
 
 ## The default test suite (CPU-only, a few minutes).
 test: setup

@@ -33,7 +33,9 @@ def main() -> None:
     print("| direction | unchanged input | converter | converter / input | seconds |")
     print("|---|---:|---:|---:|---:|")
     for direction, src, tgt in (("reverb", "clean", "reverb"), ("dereverb", "reverb", "clean")):
-        conv = Converter.from_checkpoint(args.round_dir / f"{direction}.safetensors", expect_direction=direction)
+        conv = Converter.from_checkpoint(
+            args.round_dir / f"{direction}.safetensors", expect_direction=direction
+        )
         t0 = time.perf_counter()
         x = np.stack([getattr(s, src) for s in samples])
         y = conv.convert(x, [s.image for s in samples], steps=args.steps, seed=0)

@@ -310,7 +310,7 @@ def eval_(
         str | None, typer.Option(help="Comma-separated step counts to sweep, e.g. 1,2,4,8.")
     ] = None,
     blank_image: Annotated[bool, typer.Option(help="Ablation: feed the converters a blank image.")] = False,
-    limit: Annotated[int | None, typer.Option(help="Only the first N samples of the split.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N samples of the split (0: all).")] = None,
     no_baselines: Annotated[bool, typer.Option(help="Skip the baselines.")] = False,
     blind_rt60: Annotated[
         bool,
@@ -318,6 +318,10 @@ def eval_(
             help="Also the blind-estimator RT60 error (trains the estimator once per dataset, about 30 s)."
         ),
     ] = True,
+    report: Annotated[
+        Path | None, typer.Option(help="Also write the listening page (see `mvsd report`) to this folder.")
+    ] = None,
+    report_samples: Annotated[int, typer.Option(help="Samples shown on the listening page.")] = 4,
 ) -> None:
     """Score the baselines and the converters on one split with the field's metrics.
 
@@ -325,30 +329,28 @@ def eval_(
     wide-band PESQ, STOI, ESTOI, SI-SDR. Writes a flat JSON (dvc metrics), a per-sample Parquet table
     and a Markdown table of mean ± 95% confidence interval.
     """
-    from mvsd.eval.run import evaluate, markdown, rt60_estimator_for, write
+    from mvsd.eval.run import markdown, run_evaluation
 
     rounds = {p.name if p.name.startswith("round") else str(p): p for p in round_ or []}
-    rt60_model = None
-    if blind_rt60:
-        rt60_model, report = rt60_estimator_for(dataset)
-        typer.echo(
-            f"blind RT60 estimator: val MAE {report.get('val_mae_s', float('nan')):.3f} s "
-            f"(predicting the mean: {report.get('val_mae_predict_mean_s', float('nan')):.3f} s)"
-        )
-    result = evaluate(
+    result, paths = run_evaluation(
         dataset,
         split,
         rounds,
+        out,
+        name,
+        report=report,
+        report_samples=report_samples,
+        blind_rt60=blind_rt60,
         steps=steps,
         sweep=[int(k) for k in sweep.split(",")] if sweep else None,
         blank_image=blank_image,
-        limit=limit,
+        limit=limit or None,
         baselines=not no_baselines,
-        rt60_model=rt60_model,
     )
-    paths = write(result, out, name or split + ("-blank-image" if blank_image else ""))
     typer.echo(markdown(result))
     typer.echo("written: " + ", ".join(str(p) for p in paths.values()))
+    if report is not None:
+        typer.echo(f"report: {paths['report'].resolve()}")
 
 
 @app.command()

@@ -215,3 +215,29 @@ def write(result: EvalResult, out_dir: str | Path, name: str) -> dict[str, Path]
     pq.write_table(pa.Table.from_pylist(result.rows), paths["parquet"])
     paths["md"].write_text(markdown(result))
     return paths
+
+
+def run_evaluation(
+    dataset: str | Path,
+    split: str,
+    rounds: dict[str, Path],
+    out: str | Path,
+    name: str | None = None,
+    *,
+    report: str | Path | None = None,
+    report_samples: int = 4,
+    blind_rt60: bool = True,
+    rt60_cache: str | Path = "checkpoints/rt60",
+    **kwargs,
+) -> tuple[EvalResult, dict[str, Path]]:
+    """``mvsd eval`` as one call (the CLI and the flows use it): score, write the metric files and,
+    with ``report``, the listening page from the same scores. ``kwargs`` go to :func:`evaluate`."""
+    model = rt60_estimator_for(dataset, rt60_cache)[0] if blind_rt60 else None
+    result = evaluate(dataset, split, rounds, rt60_model=model, **kwargs)
+    suffix = "-blank-image" if kwargs.get("blank_image") else ""
+    paths = write(result, out, (name or split) + suffix)
+    if report is not None:
+        from mvsd.eval.report import make_report
+
+        paths["report"] = make_report(dataset, split, rounds, report, n=report_samples, result=result)
+    return result, paths

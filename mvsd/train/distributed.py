@@ -31,19 +31,29 @@ log = logging.getLogger(__name__)
 ROUND_FILES = tuple(f"{d}.safetensors" for d in DIRECTIONS) + ("round.json",)
 
 
+def quiet_worker_logs() -> None:
+    """Runs in every Ray worker process: without the dashboard (not installed, not needed) Ray
+    Train's placement-group cleaner cannot reach the state API and warns about it every second."""
+    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(
+        logging.ERROR
+    )
+
+
 def init_ray(params: Params) -> None:
     import ray
 
     if ray.is_initialized():
         return
+    hook = {"worker_process_setup_hook": "mvsd.train.distributed.quiet_worker_logs"}
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True, runtime_env=hook)
     else:
         ray.init(
             num_cpus=os.cpu_count(),
             include_dashboard=False,
             object_store_memory=params.train.object_store_mb * 2**20,
             log_to_driver=True,
+            runtime_env=hook,
         )
 
 

@@ -1,7 +1,7 @@
 """Pseudo-pairs from unpaired pools with the round-k converters (``mvsd pseudo --round k``).
 
 * ``clean_only`` + an image (its own; a training image drawn by key when it has none, as the
-  paper does) -> R -> ``pseudo_reverb`` (trains D). Score: how well D brings the clean input back.
+  paper does — from ``image_dataset`` when given, e.g. the paired set for an inbox of dry speech) -> R -> ``pseudo_reverb`` (trains D). Score: how well D brings the clean input back.
 * ``reverb_only`` + its image -> D -> ``pseudo_clean`` (trains R). Score: how well R brings the
   reverberant input back.
 
@@ -48,9 +48,10 @@ class Item:
     image_shard: str | None = None
 
 
-def plan(dataset: str, params: Params) -> dict[tuple[str, str], list[Item]]:
+def plan(dataset: str, params: Params, image_dataset: str | None = None) -> dict[tuple[str, str], list[Item]]:
     rows = read_manifest(dataset).to_pylist()
-    images = [r for r in rows if r["split"] == "train" and r["sha256_image_jpg"]]
+    image_rows = read_manifest(image_dataset).to_pylist() if image_dataset else rows
+    images = [r for r in image_rows if r["split"] == "train" and r["sha256_image_jpg"]]
     groups: dict[tuple[str, str], list[Item]] = defaultdict(list)
     for r in rows:
         if r["split"] != "train" or r["kind"] not in SOURCE_KINDS:
@@ -59,10 +60,12 @@ def plan(dataset: str, params: Params) -> dict[tuple[str, str], list[Item]]:
         if not r["sha256_image_jpg"]:
             if not images:
                 raise BadInput(
-                    dataset, "clean_only samples have no image and the train split has none to draw"
+                    image_dataset or dataset,
+                    "clean_only samples have no image and the train split has none to draw",
                 )
             pick = images[int(hashlib.sha1(r["key"].encode()).hexdigest(), 16) % len(images)]
-            image_key, image_shard = pick["key"], pick["shard"]
+            image_key = pick["key"]  # an absolute shard path when it lives in image_dataset
+            image_shard = str(Path(image_dataset, pick["shard"])) if image_dataset else pick["shard"]
         groups[("train", SOURCE_KINDS[r["kind"]])].append(
             Item(r["key"], r["shard"], r["kind"], image_key, image_shard)
         )
@@ -73,7 +76,7 @@ def plan(dataset: str, params: Params) -> dict[tuple[str, str], list[Item]]:
 
 
 def _read(dataset: str, wanted: dict[str, set[str]]) -> dict[str, dict[str, bytes]]:
-    """Members of the ``wanted`` keys, by shard."""
+    """Members of the ``wanted`` keys, by shard (relative to ``dataset``, or absolute)."""
     found = {}
     for shard, keys in wanted.items():
         for key, members in iter_shard(Path(dataset) / shard):
@@ -168,9 +171,17 @@ def _task_from_json(s: str) -> ShardTask:
 
 
 def make_pseudo_pairs(
-    dataset: str | Path, round_dir: str | Path, out: str | Path, params: Params, k: int
+    dataset: str | Path,
+    round_dir: str | Path,
+    out: str | Path,
+    params: Params,
+    k: int,
+    image_dataset: str | Path | None = None,
 ) -> dict:
-    """Make, score and select round ``k``'s pseudo-pairs of ``dataset`` into ``out``."""
+    """Make, score and select round ``k``'s pseudo-pairs of ``dataset`` into ``out``.
+
+    ``image_dataset``: where images for imageless clean_only samples are drawn (default ``dataset``).
+    """
     import ray
 
     from mvsd.train.distributed import init_ray
@@ -180,10 +191,14 @@ def make_pseudo_pairs(
         str(Path(round_dir).resolve()),
         Path(out).resolve(),
     )
+    images = str(Path(image_dataset).resolve()) if image_dataset else None
     p = params.pseudo
-    tasks = plan_tasks(plan(dataset, params), p.chunk)
+    tasks = plan_tasks(plan(dataset, params, images), p.chunk)
     fingerprint = hashlib.sha256(
-        json.dumps([dataset, round_dir, k, to_dict(p), to_dict(params.model)], sort_keys=True).encode()
+        json.dumps(
+            [dataset, round_dir, k, to_dict(p), to_dict(params.model), images, _round_id(round_dir)],
+            sort_keys=True,
+        ).encode()
     ).hexdigest()
     open_build(out, tasks, fingerprint)
     todo = [t for t in tasks if not task_done(out, t)]
@@ -199,6 +214,12 @@ def make_pseudo_pairs(
         ).materialize()
     consolidate(out, tasks, f"pseudo-round{k}", params.shards)
     return select(out, params)
+
+
+def _round_id(round_dir: str) -> str | None:
+    """The round's training fingerprint: new converters in the same folder make new pseudo-pairs."""
+    f = Path(round_dir) / "round.json"
+    return json.loads(f.read_text()).get("fingerprint") if f.exists() else None
 
 
 def select(out: Path, params: Params) -> dict:

@@ -1,0 +1,251 @@
+"""Prefect tasks: each one calls one ``mvsd`` function (no tensor code here).
+
+Tasks take params as a plain dict (``params_dict``) so that the sections they read can enter their
+cache key (:func:`flows.common.key_fn`). Computing tasks are cached and never retried; I/O tasks
+(``ingest``, ``copy_files``, ``dvc_push``) retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect import task
+from prefect.logging import get_run_logger
+
+from flows.common import cached_task
+from mvsd.config import Params, build
+
+DATA_SECTIONS = ("audio", "shards")
+TRAIN_SECTIONS = ("audio", "loader", "model", "train")
+
+
+def _params(d: dict) -> Params:
+    return build(Params, d)
+
+
+def _folder_listing(path: str) -> str:
+    """Names, sizes and modification times of every file under ``path`` (an ingest's input)."""
+    h = hashlib.sha256()
+    root = Path(path)
+    for f in sorted(root.rglob("*")) if path and root.exists() else []:
+        if f.is_file():
+            st = f.stat()
+            h.update(f"{f.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _dataset_out(args: dict) -> str:
+    return str(Path(args["out"], "dataset.json"))
+
+
+@cached_task(
+    name="synth",
+    output=_dataset_out,
+    sections=("simrooms", *DATA_SECTIONS),
+    extra=lambda a: _folder_listing(a.get("speech_dir") or ""),
+)
+def synth(out: str, params_dict: dict, speech_dir: str | None = None) -> dict:
+    """SimRooms (espeak-ng speech, or the recordings under ``speech_dir``) into ``out``."""
+    from mvsd.sim.synth import synth as run
+
+    summary = run(out, _params(params_dict), speech_dir)
+    get_run_logger().info(summary.line())
+    return {"dataset": out, "version": summary.version, "summary": summary.line()}
+
+
+@cached_task(
+    name="ingest",
+    output=_dataset_out,
+    sections=("ingest", *DATA_SECTIONS),
+    extra=lambda a: _folder_listing(a["path"]),
+    retries=2,
+    retry_delay_seconds=5,
+)
+def ingest(source: str, path: str, out: str, params_dict: dict, split: str | None = None) -> dict:
+    """A source folder -> shards + manifest. Bad files are quarantined, not fatal."""
+    from mvsd.data.adapters import ingest as run
+
+    summary = run(source, Path(path), Path(out), _params(params_dict), split=split)
+    log = get_run_logger()
+    log.info(summary.line())
+    if summary.quarantined:
+        log.warning("%s: %d file(s) quarantined, see %s/quarantine.parquet", path, summary.quarantined, out)
+    return {
+        "dataset": out,
+        "version": summary.version,
+        "samples": summary.samples,
+        "quarantined": summary.quarantined,
+        "summary": summary.line(),
+    }
+
+
+@cached_task(
+    name="train-round",
+    output=lambda a: a["out"] and str(Path(a["out"], "round.json")),
+    sections=TRAIN_SECTIONS,
+    datasets=("dataset", "pseudo"),
+    rounds=("init_from",),
+)
+def train_round(
+    dataset: str,
+    run: str,
+    k: int,
+    checkpoints: str,
+    params_dict: dict,
+    pseudo: list[str] | None = None,
+    init_from: str | None = None,
+    out: str | None = None,
+) -> str:
+    """Round ``k`` of ``run`` on Ray (``out`` is only there for the cache key)."""
+    from mvsd.train.distributed import fit_round
+    from mvsd.train.rounds import publish_latest
+
+    folder = fit_round(
+        _params(params_dict), {"paired": dataset, "pseudo": pseudo or []}, checkpoints, run, k, init_from
+    )
+    publish_latest(folder, Path(checkpoints) / "latest")
+    get_run_logger().info("round %d of %s: %s (pseudo-pair sets: %d)", k, run, folder, len(pseudo or []))
+    return str(folder)
+
+
+@cached_task(
+    name="pseudo-pairs",
+    output=lambda a: str(Path(a["out"], "pseudo.json")),
+    sections=("audio", "model", "pseudo", "shards"),
+    datasets=("dataset", "image_dataset"),
+    rounds=("round_dir",),
+)
+def pseudo_pairs(
+    dataset: str, round_dir: str, out: str, k: int, params_dict: dict, image_dataset: str | None = None
+) -> dict:
+    from mvsd.train.pseudo import make_pseudo_pairs
+
+    summary = make_pseudo_pairs(dataset, round_dir, out, _params(params_dict), k, image_dataset=image_dataset)
+    get_run_logger().info(
+        "pseudo-pairs of %s with %s: %d of %d candidates kept (%s)",
+        dataset,
+        round_dir,
+        summary["accepted"],
+        summary["candidates"],
+        summary["by_kind"],
+    )
+    return {"dataset": out, **summary}
+
+
+@cached_task(
+    name="evaluate",
+    output=lambda a: str(Path(a["out"], f"{a['name']}.json")),
+    sections=("audio", "model"),
+    datasets=("dataset",),
+    rounds=("rounds",),
+)
+def evaluate(
+    dataset: str,
+    split: str,
+    rounds: list[str],
+    out: str,
+    name: str,
+    report: str | None,
+    limit: int | None = None,
+    blind_rt60: bool = True,
+    rt60_cache: str = "checkpoints/rt60",
+    params_dict: dict | None = None,
+) -> dict:
+    """Metrics (``out/<name>.json`` ...) and the listening page; returns the Markdown table and paths."""
+    from mvsd.eval.run import markdown, run_evaluation
+
+    result, paths = run_evaluation(
+        dataset,
+        split,
+        {Path(r).name: Path(r) for r in rounds},
+        out,
+        name,
+        report=report,
+        blind_rt60=blind_rt60,
+        rt60_cache=rt60_cache,
+        limit=limit,
+    )
+    table = markdown(result)
+    get_run_logger().info("evaluation %s:\n%s", name, table)
+    return {"table": table, **{k: str(v) for k, v in paths.items()}}
+
+
+# -- files and versions --------------------------------------------------------------------------
+
+
+@task(name="copy-files", retries=2, retry_delay_seconds=5)
+def copy_files(files: list[tuple[str, str]], dest: str) -> int:
+    """Copy ``(url or path, relative name)`` pairs into ``dest`` (fsspec, so s3:// works), each
+    atomically; files already there with the same size are kept (a retried copy resumes)."""
+    import fsspec
+
+    n = 0
+    for src, rel in files:
+        target = Path(dest, rel)
+        with fsspec.open(src, "rb") as f:
+            data = f.read()
+        if target.exists() and target.stat().st_size == len(data):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        n += 1
+    return n
+
+
+DVC = [sys.executable, "-m", "dvc"]  # the DVC of this environment, whatever PATH says
+
+
+def _run(cmd: list[str], cwd: Path) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(cmd)} failed in {cwd} (exit {proc.returncode}):\n{proc.stderr[-2000:]}"
+        )
+    return proc.stdout
+
+
+def is_dvc_repo(repo: Path | None = None) -> bool:
+    """Is ``repo`` (default: the working directory, where flows run) a git + DVC repository?"""
+    repo = repo or Path.cwd()
+    return (repo / ".dvc").is_dir() and (repo / ".git").exists()
+
+
+@task(name="dvc-add")
+def dvc_add(paths: list[str], message: str, repo: str | None = None) -> list[str]:
+    """Track ``paths`` with DVC (a new version of each) and commit their ``.dvc`` files to git.
+    Returns the ``.dvc`` files. Callers hold the repository lock."""
+    root = Path(repo) if repo else Path.cwd()
+    rel = [str(Path(p).resolve().relative_to(root.resolve())) for p in paths]
+    _run([*DVC, "add", "--quiet", *rel], root)
+    tracked = [f"{r}.dvc" for r in rel]
+    ignores = sorted(
+        {str(Path(r).parent / ".gitignore") for r in rel if (root / Path(r).parent / ".gitignore").exists()}
+    )
+    _run(["git", "add", "--", *tracked, *ignores], root)
+    staged = _run(["git", "diff", "--cached", "--name-only", "--", *tracked, *ignores], root).split()
+    if staged:
+        _run(
+            ["git", "-c", "user.name=mvsd-flows", "-c", "user.email=mvsd-flows@localhost",
+             "commit", "--quiet", "-m", message, "--", *staged],
+            root,
+        )  # fmt: skip
+    get_run_logger().info("versioned with DVC: %s", ", ".join(rel))
+    return tracked
+
+
+@task(name="dvc-push", retries=2, retry_delay_seconds=10)
+def dvc_push(targets: list[str], repo: str | None = None) -> None:
+    """Push ``targets`` (``.dvc`` files or stage names) to the default DVC remote."""
+    root = Path(repo) if repo else Path.cwd()
+    _run([*DVC, "push", "--quiet", *targets], root)
+    get_run_logger().info("pushed to the DVC remote: %s", ", ".join(targets))
+
+
+def remove_tree(path: str | Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,47 @@
+"""``python -m flows.train_round --round K``: train round K of a run (both converters) on Ray.
+
+Round 0 trains on the paired samples; round K > 0 starts from round K-1 and adds the accepted
+pseudo-pairs of rounds < K (``<dataset>-pseudo/<run>/round-j``), which must exist.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+
+from flows import tasks
+from flows.common import main, params, plain
+from mvsd.train.rounds import check_dataset, pseudo_dir, round_dir
+
+
+@flow(name="train-round", log_prints=True)
+def train_round(
+    dataset: str = "datasets/simrooms",
+    run: str = "demo",
+    round: int = 0,  # noqa: A002  (the CLI option is --round, as in `mvsd train`)
+    checkpoints: str = "checkpoints",
+    params_file: str | None = None,
+    overrides: list[str] | None = None,
+) -> str:
+    """Train round ROUND of RUN on DATASET; returns the round folder."""
+    check_dataset(dataset)
+    pseudo = [str(pseudo_dir(dataset, run, j)) for j in range(round)]
+    missing = [p for p in pseudo if not Path(p, "manifest.parquet").exists()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]}: no pseudo-pairs; run flows.pseudo_pairs --round {round - 1}")
+    init = str(round_dir(checkpoints, run, round - 1)) if round > 0 else None
+    return tasks.train_round(
+        dataset,
+        run,
+        round,
+        checkpoints,
+        plain(params(params_file, overrides)),
+        pseudo=pseudo,
+        init_from=init,
+        out=str(round_dir(checkpoints, run, round)),
+    )
+
+
+if __name__ == "__main__":
+    main(train_round)
