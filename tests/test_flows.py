@@ -236,3 +236,19 @@ def test_nonexistent_inbox_is_not_an_error(harness, paired, tmp_path, monkeypatc
     s = inbox(data=str(tmp_path / "d"), overrides=overrides(tmp_path, paired, tmp_path / "nowhere"))
     assert s == {"inbox": str(tmp_path / "nowhere"), "files": 0, "new": 0, "duplicates": 0}
     np.testing.assert_equal((tmp_path / "d" / "ledger.parquet").exists(), False)
+
+
+def test_two_inbox_runs_never_hold_the_repository_at_once(harness, paired, tmp_path, monkeypatch):
+    """While one run holds the repository's single slot, another waits; past its timeout it
+    fails without touching anything."""
+    from flows.common import repository_lock
+    from flows.inbox import inbox
+
+    monkeypatch.chdir(tmp_path)
+    box = tmp_path / "inbox"
+    make_inbox(box, paired)
+    ov = [*overrides(tmp_path, paired, box), "orchestration.lock_timeout_s=3"]
+    with repository_lock():  # another run is working on the repository
+        with pytest.raises(TimeoutError):
+            inbox(data=str(tmp_path / "d"), overrides=ov)
+    assert not (tmp_path / "d").exists()
