@@ -95,7 +95,7 @@ def make_repo(demo: bool) -> Path:
     STAGES["evaluate"] = (
         ["mvsd", "eval", "--split", ev["split"], "--limit", str(ev["limit"]), *rounds, "--name", RUN,
          "--report", f"reports/{RUN}", "--report-samples", str(ev["report_samples"])],
-        ["flows.evaluate", "--rounds", rounds[1], "--rounds", rounds[3], "--split", ev["split"],
+        ["flows.evaluate", rounds[1], rounds[3], "--split", ev["split"],
          "--limit", str(ev["limit"] or ""), "--name", RUN, "--report", f"reports/{RUN}"],
     )  # fmt: skip
     if not ev["limit"]:

@@ -248,7 +248,6 @@ def test_two_inbox_runs_never_hold_the_repository_at_once(harness, paired, tmp_p
     box = tmp_path / "inbox"
     make_inbox(box, paired)
     ov = [*overrides(tmp_path, paired, box), "orchestration.lock_timeout_s=3"]
-    with repository_lock():  # another run is working on the repository
-        with pytest.raises(TimeoutError):
-            inbox(data=str(tmp_path / "d"), overrides=ov)
+    with repository_lock(), pytest.raises(TimeoutError):  # another run holds the repository
+        inbox(data=str(tmp_path / "d"), overrides=ov)
     assert not (tmp_path / "d").exists()
