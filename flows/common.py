@@ -7,9 +7,9 @@ flow run starts a temporary local one (a few seconds).
 **Caching.** A task that computes something (a dataset, a round, pseudo-pairs, an evaluation) is
 keyed on what decides its output: the content versions of its input datasets (``dataset.json``),
 the fingerprints of the rounds it reads (``round.json``), the params sections it uses, the code of
-the ``mvsd`` package, and its output path — plus whether that output still exists, so deleting an
-output makes the task run again. Results are persisted (``.prefect/storage``), so an unchanged step
-is skipped across flow runs.
+the ``mvsd`` package, and its arguments (output path included). Results are persisted
+(``.prefect/storage``), so an unchanged step is skipped across flow runs; a task whose output was
+deleted runs again and refreshes its cache entry (:func:`cached_task`).
 
 **Retries** go on I/O tasks only (reading an inbox, copying files, DVC pushes): a failed training
 step is not something to repeat blindly (Ray already retries lost workers).
