@@ -35,6 +35,8 @@ os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "true")
 from prefect.context import TaskRunContext  # noqa: E402  (after the settings above)
 
 from mvsd.config import Params, load_params, to_dict  # noqa: E402
+from mvsd.data.builder import stored_version  # noqa: E402
+from mvsd.train.distributed import round_fingerprint  # noqa: E402
 
 REPO_LIMIT = "mvsd-repository"  # global concurrency limit (1 slot) around work that changes the repo
 
@@ -46,7 +48,9 @@ def params(params_file: str | None = None, overrides: list[str] | None = None) -
 # -- cache keys ----------------------------------------------------------------------------------
 
 
+@functools.cache
 def _code_hash() -> str:
+    """The ``mvsd`` sources' hash, computed once per process, when a cache key first needs it."""
     h = hashlib.sha256()
     pkg = ROOT / "mvsd"
     for f in sorted(pkg.rglob("*.py")):
@@ -55,24 +59,9 @@ def _code_hash() -> str:
     return h.hexdigest()
 
 
-_CODE = _code_hash()
-
-
-def dataset_version(path: str | Path) -> str | None:
-    """A dataset's content version (``dataset.json``), or None when it is not there."""
-    f = Path(path) / "dataset.json"
-    return json.loads(f.read_text()).get("version") if f.exists() else None
-
-
-def round_version(path: str | Path) -> str | None:
-    """A round's training fingerprint (``round.json``), or None when it is not there."""
-    f = Path(path) / "round.json"
-    return json.loads(f.read_text()).get("fingerprint") if f.exists() else None
-
-
 def cache_key(**parts: Any) -> str:
     """A stable hash of ``parts`` (JSON-able) and the mvsd code."""
-    blob = json.dumps({"code": _CODE, **parts}, sort_keys=True, default=str)
+    blob = json.dumps({"code": _code_hash(), **parts}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -96,8 +85,8 @@ def key_fn(
             task=ctx.task.name,
             args={k: v for k, v in args.items() if k != "params_dict"},
             params={s: p.get(s) for s in sections},
-            datasets={a: [dataset_version(x) for x in paths(args.get(a))] for a in datasets},
-            rounds={a: [round_version(x) for x in paths(args.get(a))] for a in rounds},
+            datasets={a: [stored_version(x) for x in paths(args.get(a))] for a in datasets},
+            rounds={a: [round_fingerprint(x) for x in paths(args.get(a))] for a in rounds},
             extra=extra(args) if extra else None,
         )
 

@@ -249,6 +249,12 @@ def _read_parts(out: Path, tasks: list[ShardTask]) -> tuple[list[dict], list[dic
     return rows, bad
 
 
+def stored_version(dataset: str | Path) -> str | None:
+    """The content version in ``<dataset>/dataset.json``, or None when it is not there."""
+    f = Path(dataset) / DATASET_JSON
+    return json.loads(f.read_text()).get("version") if f.exists() else None
+
+
 def dataset_version(rows: list[dict]) -> str:
     """Content hash of a dataset: its keys and member checksums, in manifest order."""
     h = hashlib.sha256()

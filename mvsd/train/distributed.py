@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from mvsd.config import Params, to_dict
+from mvsd.data.builder import stored_version
 from mvsd.train.loop import FAULT_STEP_ENV, STATE_FILE, load_state_file, train_loop_per_worker
 from mvsd.train.state import DIRECTIONS, TrainState
 
@@ -87,7 +88,7 @@ def fit_round(
     datasets = {"paired": _abs(datasets["paired"]), "pseudo": [_abs(p) for p in datasets.get("pseudo", [])]}
     fp = fingerprint(params, datasets, init_from)
     if all((out / f).exists() for f in ROUND_FILES):
-        if json.loads((out / "round.json").read_text()).get("fingerprint") == fp:
+        if round_fingerprint(out) == fp:
             return out
         log.info("%s was made from other params or data: training round %d again", out, k)
     init_ray(params)
@@ -129,19 +130,19 @@ def fit_round(
     return out
 
 
+def round_fingerprint(round_folder: str | Path) -> str | None:
+    """The training fingerprint an exported round records in ``round.json`` (None: no round)."""
+    f = Path(round_folder) / "round.json"
+    return json.loads(f.read_text()).get("fingerprint") if f.exists() else None
+
+
 def fingerprint(params: Params, datasets: dict, init_from: str | Path | None) -> str:
     """What decides a round's result: params, the input datasets' content versions, the start."""
-
-    def version(ds: str) -> str:
-        f = Path(ds) / "dataset.json"
-        return json.loads(f.read_text()).get("version", ds) if f.exists() else ds
-
-    start = Path(init_from) / "round.json" if init_from else None
     blob = {
         "params": to_dict(params),
-        "paired": version(datasets["paired"]),
-        "pseudo": [version(p) for p in datasets.get("pseudo", [])],
-        "init_from": json.loads(start.read_text()).get("fingerprint") if start and start.exists() else None,
+        "paired": stored_version(datasets["paired"]) or datasets["paired"],
+        "pseudo": [stored_version(p) or p for p in datasets.get("pseudo", [])],
+        "init_from": round_fingerprint(init_from) if init_from else None,
     }
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 

@@ -184,7 +184,7 @@ def make_pseudo_pairs(
     """
     import ray
 
-    from mvsd.train.distributed import init_ray
+    from mvsd.train.distributed import init_ray, round_fingerprint
 
     dataset, round_dir, out = (
         str(Path(dataset).resolve()),
@@ -196,7 +196,7 @@ def make_pseudo_pairs(
     tasks = plan_tasks(plan(dataset, params, images), p.chunk)
     fingerprint = hashlib.sha256(
         json.dumps(
-            [dataset, round_dir, k, to_dict(p), to_dict(params.model), images, _round_id(round_dir)],
+            [dataset, round_dir, k, to_dict(p), to_dict(params.model), images, round_fingerprint(round_dir)],
             sort_keys=True,
         ).encode()
     ).hexdigest()
@@ -214,12 +214,6 @@ def make_pseudo_pairs(
         ).materialize()
     consolidate(out, tasks, f"pseudo-round{k}", params.shards)
     return select(out, params)
-
-
-def _round_id(round_dir: str) -> str | None:
-    """The round's training fingerprint: new converters in the same folder make new pseudo-pairs."""
-    f = Path(round_dir) / "round.json"
-    return json.loads(f.read_text()).get("fingerprint") if f.exists() else None
 
 
 def select(out: Path, params: Params) -> dict:
