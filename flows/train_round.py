@@ -6,13 +6,11 @@ pseudo-pairs of rounds < K (``<dataset>-pseudo/<run>/round-j``), which must exis
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow
 
 from flows import tasks
 from flows.common import main, params, plain
-from mvsd.train.rounds import check_dataset, pseudo_dir, round_dir
+from mvsd.train.rounds import check_dataset, round_dir, round_inputs
 
 
 @flow(name="train-round", log_prints=True)
@@ -26,11 +24,7 @@ def train_round(
 ) -> str:
     """Train round ROUND of RUN on DATASET; returns the round folder."""
     check_dataset(dataset)
-    pseudo = [str(pseudo_dir(dataset, run, j)) for j in range(round)]
-    missing = [p for p in pseudo if not Path(p, "manifest.parquet").exists()]
-    if missing:
-        raise FileNotFoundError(f"{missing[0]}: no pseudo-pairs; run flows.pseudo_pairs --round {round - 1}")
-    init = str(round_dir(checkpoints, run, round - 1)) if round > 0 else None
+    pseudo, init = round_inputs(dataset, run, round, checkpoints)
     return tasks.train_round(
         dataset,
         run,
@@ -38,7 +32,7 @@ def train_round(
         checkpoints,
         plain(params(params_file, overrides)),
         pseudo=pseudo,
-        init_from=init,
+        init_from=str(init) if init else None,
         out=str(round_dir(checkpoints, run, round)),
     )
 

@@ -231,17 +231,11 @@ def train(
     Losses per step go to checkpoints/RUN/round-K-losses.csv.
     """
     from mvsd.train.distributed import fit_round
-    from mvsd.train.rounds import check_dataset, pseudo_dir, publish_latest, round_dir
+    from mvsd.train.rounds import check_dataset, publish_latest, round_inputs
 
     p = _params(params, set_)
     check_dataset(dataset)
-    pseudo = [str(pseudo_dir(dataset, run, j)) for j in range(round_)]
-    missing = [q for q in pseudo if not Path(q, "manifest.parquet").exists()]
-    if missing:
-        raise FileNotFoundError(
-            f"{missing[0]}: no pseudo-pairs; run `mvsd pseudo --round {round_ - 1}` first"
-        )
-    init = round_dir(checkpoints, run, round_ - 1) if round_ > 0 else None
+    pseudo, init = round_inputs(dataset, run, round_, checkpoints)
     out = fit_round(p, {"paired": str(dataset), "pseudo": pseudo}, checkpoints, run, round_, init_from=init)
     publish_latest(out, checkpoints / "latest")
     typer.echo(f"round {round_} of {run}: {out}")

@@ -37,6 +37,20 @@ def pseudo_dir(dataset: str | Path, run: str, k: int) -> Path:
     return Path(f"{Path(dataset)}-pseudo") / run / f"round-{k}"
 
 
+def round_inputs(
+    dataset: str | Path, run: str, k: int, checkpoints: str | Path
+) -> tuple[list[str], Path | None]:
+    """What round ``k`` of ``run`` trains from besides the paired data: the pseudo-pair sets of
+    rounds < k (each must exist) and the round it starts from (None for round 0)."""
+    pseudo = [str(pseudo_dir(dataset, run, j)) for j in range(k)]
+    missing = [q for q in pseudo if not Path(q, "manifest.parquet").exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"{missing[0]}: no pseudo-pairs; make them first (`mvsd pseudo --round {k - 1}`)"
+        )
+    return pseudo, round_dir(checkpoints, run, k - 1) if k > 0 else None
+
+
 def mutual(
     dataset: str | Path, params: Params, rounds: int, run: str, checkpoints: str | Path = "checkpoints"
 ) -> Path:
@@ -66,4 +80,4 @@ def publish_latest(round_folder: Path, latest: Path) -> None:
     tmp.rename(latest)
 
 
-__all__ = ["mutual", "check_dataset", "pseudo_dir", "publish_latest", "round_dir"]
+__all__ = ["mutual", "check_dataset", "pseudo_dir", "publish_latest", "round_dir", "round_inputs"]
