@@ -27,8 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -67,29 +65,10 @@ def clean(repo: Path) -> None:
 
 
 def make_repo(demo: bool) -> Path:
-    from conftest import TINY_SIMROOMS
-
-    from mvsd.config import apply_overrides
+    from conftest import TINY_PIPELINE, pipeline_repo
 
     repo = Path(tempfile.mkdtemp(prefix="bench-pipeline-")) / "project"
-    repo.mkdir()
-    shutil.copytree(ROOT / "mvsd", repo / "mvsd", ignore=shutil.ignore_patterns("__pycache__"))
-    for f in ("dvc.yaml", ".gitignore", ".dvcignore"):
-        shutil.copy(ROOT / f, repo / f)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    if not demo:
-        params = apply_overrides(
-            params,
-            [*TINY_SIMROOMS, "model.size=tiny", "train.batch_size=2", "train.segment_seconds=0.32",
-             "train.checkpoint_every=2", "train.steps=2", "loader.num_workers=0", "pseudo.chunk=4",
-             "pseudo.threads=1", "evaluate.limit=2", "evaluate.report_samples=1"],
-        )  # fmt: skip
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"]):
-        sh(repo, cmd)
-    shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
-    sh(repo, ["git", "add", "-A"])
-    sh(repo, ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "bench"])
+    params = pipeline_repo(repo, [] if demo else TINY_PIPELINE)
     ev = params["evaluate"]
     rounds = ["--round", f"checkpoints/{RUN}/round-0", "--round", f"checkpoints/{RUN}/round-1"]
     STAGES["evaluate"] = (

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 from mvsd.config import load_params
 
@@ -34,3 +39,59 @@ TINY_SIMROOMS = [
 def tiny_params():
     """A SimRooms config that builds in a few seconds: 4 rooms, 18 samples, 1 s clips."""
     return load_params(None, TINY_SIMROOMS)
+
+
+# Tiny training, pseudo-pairs and evaluation: a round in seconds (Ray still starts for real).
+TINY_TRAIN = [
+    "model.size=tiny",
+    "train.batch_size=2",
+    "train.segment_seconds=0.32",
+    "train.checkpoint_every=2",
+    "loader.num_workers=0",
+    "pseudo.chunk=4",
+    "pseudo.steps=1",
+    "pseudo.threads=1",
+]
+# The whole dvc.yaml pipeline at tiny size (tests/test_dvc.py, benchmarks/bench_pipeline.py).
+TINY_PIPELINE = [
+    *TINY_SIMROOMS,
+    *TINY_TRAIN,
+    "train.steps=2",
+    "evaluate.limit=2",
+    "evaluate.report_samples=1",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tool_env() -> dict:
+    """This environment's executables (dvc, mvsd, prefect) first on PATH."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def init_git_dvc(repo: Path) -> None:
+    """``git init`` + ``dvc init`` with the project's DVC settings and .gitignore."""
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"]):
+        subprocess.run(cmd, cwd=repo, check=True, env=tool_env(), capture_output=True)
+    shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")  # local remote in dvc-remote/
+    shutil.copy(ROOT / ".gitignore", repo / ".gitignore")
+
+
+def pipeline_repo(repo: Path, overrides: list[str]) -> dict:
+    """A scratch git + DVC repository with a copy of the code, dvc.yaml and params.yaml (with
+    ``overrides``), committed. Returns the params written."""
+    from mvsd.config import apply_overrides
+
+    repo.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(ROOT / "mvsd", repo / "mvsd", ignore=shutil.ignore_patterns("__pycache__"))
+    for f in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(ROOT / f, repo / f)
+    params = apply_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    init_git_dvc(repo)
+    for cmd in (
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "pipeline"],
+    ):
+        subprocess.run(cmd, cwd=repo, check=True, env=tool_env(), capture_output=True)
+    return params

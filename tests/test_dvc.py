@@ -5,38 +5,16 @@ only what the changed knob feeds, and ``dvc push`` to the local directory remote
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY_SIMROOMS
-
-from mvsd.config import apply_overrides
-
-ROOT = Path(__file__).resolve().parent.parent
-TINY_PIPELINE = [
-    *TINY_SIMROOMS,
-    "model.size=tiny",
-    "train.batch_size=2",
-    "train.segment_seconds=0.32",
-    "train.checkpoint_every=2",
-    "train.steps=2",
-    "train.workers=0",
-    "loader.num_workers=0",
-    "pseudo.chunk=4",
-    "pseudo.threads=1",
-    "evaluate.limit=2",
-    "evaluate.report_samples=1",
-]
+from conftest import TINY_PIPELINE, pipeline_repo, tool_env
 
 
 def sh(repo: Path, *cmd: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=repo, env=tool_env(), capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout + proc.stderr
 
@@ -44,18 +22,9 @@ def sh(repo: Path, *cmd: str) -> str:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     repo = tmp_path_factory.mktemp("dvcrepo") / "project"
-    repo.mkdir()
-    shutil.copytree(ROOT / "mvsd", repo / "mvsd", ignore=shutil.ignore_patterns("__pycache__"))
-    for f in ("dvc.yaml", ".gitignore", ".dvcignore"):
-        shutil.copy(ROOT / f, repo / f)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params = apply_overrides(params, [*TINY_PIPELINE, f"train.storage_path={repo / 'checkpoints' / 'ray'}"])
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(repo, "git", "init", "-q")
-    sh(repo, "dvc", "init", "-q")
-    shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")  # the project's remote + settings
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny pipeline")
+    pipeline_repo(
+        repo, [*TINY_PIPELINE, "train.workers=0", f"train.storage_path={repo / 'checkpoints' / 'ray'}"]
+    )
     return repo
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
-from conftest import TINY_SIMROOMS
+from conftest import TINY_SIMROOMS, TINY_TRAIN, init_git_dvc
 from PIL import Image
 
 from mvsd.config import load_params
@@ -20,15 +20,9 @@ from mvsd.eval.baselines import read_samples
 from mvsd.sim.synth import synth
 
 TINY_FLOW = [
-    "model.size=tiny",
-    "train.batch_size=2",
-    "train.segment_seconds=0.32",
-    "train.checkpoint_every=2",
+    *TINY_TRAIN,
     "train.steps=2",
     "train.workers=0",
-    "loader.num_workers=0",
-    "pseudo.chunk=4",
-    "pseudo.threads=1",
     "orchestration.eval_limit=2",
     "orchestration.dvc=false",
 ]
@@ -85,20 +79,6 @@ def overrides(tmp_path: Path, paired: Path, inbox: Path) -> list[str]:
     ]
 
 
-def git_dvc_repo(path: Path) -> None:
-    """A git + DVC repository with the project's DVC settings (local remote in dvc-remote/)."""
-    import shutil
-    import subprocess
-    import sys
-
-    exe = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"]):
-        subprocess.run(cmd, cwd=path, check=True, env=exe)
-    root = Path(__file__).resolve().parent.parent
-    shutil.copy(root / ".dvc" / "config", path / ".dvc" / "config")
-    shutil.copy(root / ".gitignore", path / ".gitignore")
-
-
 def test_inbox_quarantines_a_corrupt_file_and_learns_from_the_rest(harness, paired, tmp_path, monkeypatch):
     import subprocess
 
@@ -107,7 +87,7 @@ def test_inbox_quarantines_a_corrupt_file_and_learns_from_the_rest(harness, pair
     from flows.inbox import inbox
 
     monkeypatch.chdir(tmp_path)  # the repository: metrics/, reports/, datasets/inbox land here
-    git_dvc_repo(tmp_path)
+    init_git_dvc(tmp_path)
     box = tmp_path / "inbox"
     before = make_inbox(box, paired)
     data = tmp_path / "datasets" / "inbox"

@@ -10,24 +10,13 @@ import sys
 import time
 
 import pytest
-from conftest import TINY_SIMROOMS
+from conftest import TINY_SIMROOMS, TINY_TRAIN
 
 from mvsd.config import load_params
 from mvsd.converter import Converter
 from mvsd.data.manifest import read_manifest
 from mvsd.errors import BadInput
 from mvsd.sim.synth import synth
-
-TINY_TRAIN = [
-    "model.size=tiny",
-    "train.batch_size=2",
-    "train.segment_seconds=0.32",
-    "train.checkpoint_every=2",
-    "loader.num_workers=0",
-    "pseudo.chunk=4",
-    "pseudo.steps=1",
-    "pseudo.threads=1",
-]
 
 
 @pytest.fixture(scope="module")
