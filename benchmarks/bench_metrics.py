@@ -36,7 +36,7 @@ from mvsd.eval.baselines import (
     tune_wpe,
 )
 from mvsd.eval.rt60 import Rt60Estimator, blind_rt60_error, estimate_rt60, train_rt60_estimator
-from mvsd.sim.rooms import measure_drr, measure_rt60
+from mvsd.acoustics import measure_drr, measure_rt60
 
 
 def synthetic(n: int, seconds: float = 2.56) -> list[Sample]:

@@ -38,7 +38,7 @@ from pystoi import stoi as _pystoi
 from scipy.signal import correlate
 
 from mvsd.audio_io import SAMPLE_RATE
-from mvsd.sim.rooms import measure_drr, measure_rt60
+from mvsd.acoustics import measure_drr, measure_rt60
 
 MAX_LENGTH_MISMATCH = 512  # samples (32 ms); more than this is a bug upstream, not a rounding
 # AViTAR's STFT (facebookresearch/visual-acoustic-matching, vam/models/base_av_model.py, eval_mag)
@@ -191,7 +191,7 @@ def deconvolve(wet: np.ndarray, dry: np.ndarray, reg: float = DECONV_REG, refine
 
 def rt60_deconv(wet: np.ndarray, dry: np.ndarray) -> float:
     """RT60 in seconds of the response recovered from ``wet`` and ``dry``: :func:`deconvolve`, then
-    :func:`denoise_rir`, then Schroeder's T30 (:func:`mvsd.sim.rooms.measure_rt60`). NaN if either
+    :func:`denoise_rir`, then Schroeder's T30 (:func:`mvsd.acoustics.measure_rt60`). NaN if either
     signal is silent or no decay can be measured."""
     if not np.any(wet):
         return float("nan")
@@ -202,7 +202,7 @@ def rt60_deconv(wet: np.ndarray, dry: np.ndarray) -> float:
 
 
 def drr_deconv(wet: np.ndarray, dry: np.ndarray) -> float:
-    """Direct-to-reverberant ratio in dB of the recovered response (:func:`mvsd.sim.rooms.measure_drr`,
+    """Direct-to-reverberant ratio in dB of the recovered response (:func:`mvsd.acoustics.measure_drr`,
     direct sound found from the onset). NaN if either signal is silent."""
     if not np.any(wet):
         return float("nan")

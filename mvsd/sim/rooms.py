@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyroomacoustics as pra
 
+from mvsd.acoustics import measure_drr, measure_rt60  # noqa: F401  (re-exported: the simulator's measurements)
 from mvsd.audio_io import SAMPLE_RATE
 from mvsd.config import RirConfig, RoomRanges
 
@@ -222,43 +223,9 @@ def simulate_rir(view: View, cfg: RirConfig, seed: int = 0) -> np.ndarray:
     return rir
 
 
-def measure_rt60(rir: np.ndarray, fs: int = SAMPLE_RATE, decay_db: float = 30.0) -> float:
-    """RT60 in seconds from Schroeder backward integration, extrapolated from a ``decay_db`` fit
-    (T30 by default; T20 when the decay range is too short for 30 dB)."""
-    for db in (decay_db, 20.0, 10.0):
-        try:
-            rt = float(pra.experimental.measure_rt60(rir, fs=fs, decay_db=db))
-        except (ValueError, IndexError):
-            continue
-        if np.isfinite(rt) and rt > 0:
-            return rt
-    return float("nan")
-
-
 def direct_index(view: View, fs: int = SAMPLE_RATE) -> int:
     """Sample index of the direct sound in pyroomacoustics' raw RIR: time of flight plus the
     half-length of its fractional-delay filter. (With ``rir.align_direct`` it is moved to
     ``ALIGNED_DIRECT``.)"""
     d = float(np.linalg.norm(np.subtract(view.mic, view.source)))
     return round(d / pra.constants.get("c") * fs) + pra.constants.get("frac_delay_length") // 2
-
-
-def measure_drr(
-    rir: np.ndarray, fs: int = SAMPLE_RATE, window_ms: float = 2.5, direct: int | None = None
-) -> float:
-    """Direct-to-reverberant ratio in dB: energy within ±``window_ms`` of the direct sound over the
-    energy of everything after that window.
-
-    ``direct`` is the direct sound's sample index when known (simulation); otherwise it is the
-    largest peak within 1 ms of the onset (the first sample within 20 dB of the maximum). Not the
-    global maximum: coincident reflections in a symmetric room can sum above the direct sound.
-    """
-    a = np.abs(rir)
-    if direct is None:
-        onset = int(np.argmax(a >= 0.1 * a.max()))
-        direct = onset + int(np.argmax(a[onset : onset + int(1e-3 * fs) + 1]))
-    w = int(window_ms * 1e-3 * fs)
-    e = rir.astype(np.float64) ** 2
-    energy_direct = e[max(0, direct - w) : direct + w + 1].sum()
-    energy_reverb = e[direct + w + 1 :].sum()
-    return float(10 * np.log10(max(energy_direct, 1e-20) / max(energy_reverb, 1e-20)))
