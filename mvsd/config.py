@@ -55,13 +55,39 @@ class RirConfig:
 
 @dataclass(frozen=True)
 class RoomRanges:
-    """Uniform ranges [lo, hi] of the shoebox's dimensions in metres (small office to hall)."""
+    """How rooms and (mic, source) placements are drawn. Ranges are [lo, hi], metres.
+
+    The dimension ranges clamp each room type's own; free-form rooms use them whole.
+    """
 
     length: tuple[float, float] = (3.0, 24.0)
     width: tuple[float, float] = (2.5, 18.0)
     height: tuple[float, float] = (2.4, 9.0)
     min_wall_distance: float = 0.5  # source and mic keep this far from every surface
     min_source_distance: float = 1.0  # between source and mic
+    # Share of rooms of no type: each dimension log-uniform in the ranges above, each surface any
+    # class its group (walls, floor, ceiling) takes in any type; size and materials vary apart.
+    freeform_share: float = 0.35
+    material_swap: float = 0.15  # typed rooms: chance per surface of a class from the other types
+    seated_share: float = 0.4  # talkers seated (mouth at seated_height), the rest standing
+    seated_height: tuple[float, float] = (1.1, 1.3)
+    standing_height: tuple[float, float] = (1.5, 1.8)
+    mic_height: tuple[float, float] = (0.8, 2.2)  # table, ear, wall-mounted camera
+    near_share: float = 0.35  # placements with the source within near_distance of the mic ...
+    near_distance: float = 2.0  # ... the rest beyond it, where the room allows
+
+    def __post_init__(self) -> None:
+        for name in ("freeform_share", "material_swap", "seated_share", "near_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1]; got {getattr(self, name)}")
+        for name in ("seated_height", "standing_height", "mic_height"):  # dimensions: validate()
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise ValueError(f"{name} must satisfy 0 < lo <= hi; got {(lo, hi)}")
+        if self.near_distance < self.min_source_distance:
+            raise ValueError(
+                f"near_distance ({self.near_distance}) must be >= min_source_distance ({self.min_source_distance})"
+            )
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,14 @@
 """Shoebox rooms, their impulse responses (pyroomacoustics) and acoustic measurements.
 
-A room is drawn from a *room type* (office, classroom, living room, bathroom, corridor, studio,
-garage, church, hall) so that what an image shows — size, shape, the material class of each
-surface — determines the acoustics the way it does in real buildings. Each material class maps to
-measured absorption data from pyroomacoustics' materials database (frequency dependent, octave
-bands), and to a scattering coefficient.
+Most rooms are drawn from a *room type* (office, classroom, living room, bathroom, corridor,
+studio, garage, church, hall) so that what an image shows — size, shape, the material class of
+each surface — determines the acoustics the way it does in real buildings. Nine templates alone
+teach a model the templates (a CNN trained on them fails on rooms of other shapes and material
+mixes), so a share of rooms is *free-form* (every dimension anywhere in the global ranges, every
+surface any class its group takes in any type) and typed rooms now and then borrow a surface's
+material from another type. Each material class maps to measured absorption data from
+pyroomacoustics' materials database (frequency dependent, octave bands), and to a scattering
+coefficient.
 
 RIRs are hybrid: image sources up to ``rir.ism_order`` for the exact early reflections, ray tracing
 for the late tail (pure ISM would need orders in the hundreds for a 1.5 s tail; measured: the
@@ -149,39 +153,87 @@ class View:
     source: tuple[float, float, float]
 
 
+FREEFORM = "freeform"  # room_type of rooms drawn from no template
+
+
+def _group(surface: str) -> str:
+    return surface if surface in ("floor", "ceiling") else "walls"
+
+
+# Surface group -> every material class some room type uses there: what free-form rooms draw from
+# and what a swapped surface in a typed room draws from (no carpeted ceilings, no glass floors).
+GROUP_CLASSES: dict[str, tuple[str, ...]] = {
+    g: tuple(sorted({c for t in ROOM_TYPES.values() for c in getattr(t, g)}))
+    for g in ("walls", "floor", "ceiling")
+}
+
+
 def _clip_range(r: tuple[float, float], limit: tuple[float, float]) -> tuple[float, float]:
     lo, hi = max(r[0], limit[0]), min(r[1], limit[1])
     return (lo, hi) if lo <= hi else (limit[0], limit[1])
 
 
+def _log_uniform(rng: np.random.Generator, r: tuple[float, float]) -> float:
+    """Log-uniform in [lo, hi]: as many 3-6 m rooms as 12-24 m ones, not mostly big ones."""
+    return float(np.exp(rng.uniform(np.log(r[0]), np.log(r[1]))))
+
+
 def sample_room(rng: np.random.Generator, room_id: str, ranges: RoomRanges) -> Room:
-    """Draw a room type, its dimensions (within ``ranges``) and one material per surface."""
-    names = sorted(ROOM_TYPES)
-    weights = np.array([ROOM_TYPES[n].weight for n in names])
-    type_name = str(rng.choice(names, p=weights / weights.sum()))
-    t = ROOM_TYPES[type_name]
-    dims = tuple(
-        round(float(rng.uniform(*_clip_range(r, lim))), 2)
-        for r, lim in ((t.length, ranges.length), (t.width, ranges.width), (t.height, ranges.height))
-    )
-    choices = {"floor": t.floor, "ceiling": t.ceiling}
-    surfaces = {s: str(rng.choice(choices.get(s, t.walls))) for s in SURFACES}
+    """Draw a room: free-form (``ranges.freeform_share`` of rooms) or of a weighted room type.
+
+    Free-form: each dimension log-uniform in the global ranges, independently (long and narrow,
+    high ceilings in small rooms...), each surface any class of its group (``GROUP_CLASSES``).
+    Typed: dimensions uniform in the type's ranges (clamped to the global ones), each surface one
+    of the type's classes, or with probability ``ranges.material_swap`` one of the group's classes
+    the type never uses (a church with carpet, an office with a tiled floor).
+    """
+    limits = (ranges.length, ranges.width, ranges.height)
+    swap = np.zeros(len(SURFACES), dtype=bool)
+    if rng.random() < ranges.freeform_share:
+        type_name = FREEFORM
+        dims = tuple(round(_log_uniform(rng, lim), 2) for lim in limits)
+        own = GROUP_CLASSES
+    else:
+        names = sorted(ROOM_TYPES)
+        weights = np.array([ROOM_TYPES[n].weight for n in names])
+        type_name = str(rng.choice(names, p=weights / weights.sum()))
+        t = ROOM_TYPES[type_name]
+        dims = tuple(
+            round(float(rng.uniform(*_clip_range(r, lim))), 2)
+            for r, lim in zip((t.length, t.width, t.height), limits)
+        )
+        own = {"walls": t.walls, "floor": t.floor, "ceiling": t.ceiling}
+        swap = rng.random(len(SURFACES)) < ranges.material_swap
+    surfaces = {}
+    for s, swapped in zip(SURFACES, swap):
+        g = _group(s)
+        others = tuple(c for c in GROUP_CLASSES[g] if c not in own[g])
+        surfaces[s] = str(rng.choice(others if swapped and others else own[g]))
     materials = {s: str(rng.choice(MATERIALS[c][0])) for s, c in surfaces.items()}
     return Room(room_id, type_name, dims, surfaces, materials)
 
 
 def sample_view(rng: np.random.Generator, room: Room, view_id: str, ranges: RoomRanges) -> View:
-    """Mic at ear height, source at mouth height, at least ``min_source_distance`` apart."""
+    """A (mic, source) placement: the mic at a height in ``ranges.mic_height`` (a table, an ear,
+    a wall-mounted camera), the talker's mouth seated (``seated_share``) or standing; the source
+    within ``near_distance`` of the mic in ``near_share`` of views, beyond it in the others
+    (where the room is big enough; else anywhere). Always ``min_source_distance`` apart and
+    ``min_wall_distance`` from every surface.
+    """
     L, W, H = room.dims
-    m = ranges.min_wall_distance
+    m, d_min, d_near = ranges.min_wall_distance, ranges.min_source_distance, ranges.near_distance
+    mouth = ranges.seated_height if rng.random() < ranges.seated_share else ranges.standing_height
+    band = (d_min, d_near) if rng.random() < ranges.near_share else (d_near, np.inf)
+    z_mic, z_src = (round(float(np.clip(rng.uniform(*r), m, H - m)), 3) for r in (ranges.mic_height, mouth))
 
-    def point(z_range: tuple[float, float]) -> tuple[float, float, float]:
-        z = float(np.clip(rng.uniform(*z_range), m, H - m))
-        return (round(float(rng.uniform(m, L - m)), 3), round(float(rng.uniform(m, W - m)), 3), round(z, 3))
+    def point(z: float) -> tuple[float, float, float]:
+        return (round(float(rng.uniform(m, L - m)), 3), round(float(rng.uniform(m, W - m)), 3), z)
 
-    for _ in range(100):
-        mic, src = point((1.1, 1.7)), point((1.3, 1.8))
-        if np.linalg.norm(np.subtract(mic, src)) >= ranges.min_source_distance:
+    for attempt in range(400):
+        if attempt == 200:  # the room has (almost) no placements in this band: take any distance
+            band = (d_min, np.inf)
+        mic, src = point(z_mic), point(z_src)
+        if band[0] <= np.linalg.norm(np.subtract(mic, src)) < band[1]:
             return View(view_id, room, mic, src)
     raise ValueError(f"room {room.room_id} {room.dims} is too small to place source and mic apart")
 
