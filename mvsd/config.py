@@ -34,7 +34,8 @@ class AudioConfig:
 class ImageConfig:
     width: int = 128
     height: int = 96
-    fov_deg: float = 90.0
+    fov_deg: float = 110.0  # wide: floor and ceiling both in view in most rooms
+    tilt_deg: float = 8.0  # camera pitched up from the talker: high ceilings come into view
     panorama: bool = False  # equirectangular 360° view instead of a perspective view
     pano_width: int = 256
     pano_height: int = 128

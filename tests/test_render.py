@@ -199,3 +199,38 @@ def test_bad_inputs_raise(kwargs, match):
     if "fov_deg" not in kwargs:
         with pytest.raises(ValueError, match=match):
             render_panorama(**args)
+
+
+def test_tilt_pitches_the_camera_up_closed_form():
+    tilt = 10.0
+    rgb, depth = render_view(ROOM, PLAIN, MIC, SRC, width=W, height=H, tilt_deg=tilt)
+    # The optical axis (centre pixel) now rises 10 degrees: it meets the east wall 4 m ahead.
+    assert depth[H // 2, W // 2] == pytest.approx((ROOM[0] - MIC[0]) / np.cos(np.radians(tilt)), rel=1e-4)
+    # The source, level with the camera 2 m ahead, drops below the centre: the top of its head
+    # (asin(r / d) above the horizon) is seen (tilt - that) degrees below the axis.
+    step = 2 * np.tan(np.radians(45.0)) / W
+    top = np.radians(tilt) - np.arcsin(_HEAD_RADIUS / (SRC[0] - MIC[0]))
+    rows = np.nonzero(_source_mask(rgb)[:, W // 2])[0]
+    assert rows.min() == pytest.approx(H / 2 - 0.5 + np.tan(top) / step, abs=1.5)
+
+
+def test_tilt_shows_the_ceiling_of_a_high_room():
+    room, mic, src = (8.0, 6.0, 7.0), (1.0, 3.0, 1.5), (4.0, 3.0, 1.5)
+    _, level = render_view(room, PLAIN, mic, src, width=W, height=H)
+    _, tilted = render_view(room, PLAIN, mic, src, width=W, height=H, tilt_deg=20.0)
+
+    def ceiling_pixels(depth, tilt):
+        pitch = np.radians(tilt)
+        d = _axis_dirs()
+        # rotate the level rays up by the tilt about the camera's right axis (-y)
+        z = d[..., 2] * np.cos(pitch) + d[..., 0] * np.sin(pitch)
+        return np.abs(mic[2] + depth * z - room[2]) < 1e-3
+
+    assert not ceiling_pixels(level, 0.0).any()
+    assert ceiling_pixels(tilted, 20.0).sum() > 50
+
+
+def test_tilt_beyond_half_the_vertical_field_of_view_raises():
+    with pytest.raises(ValueError, match="tilt_deg"):
+        render_view(ROOM, MIXED, MIC, SRC, tilt_deg=40.0)  # 90 x 67.5 degrees at 128 x 96
+    render_view(ROOM, MIXED, MIC, SRC, tilt_deg=30.0)

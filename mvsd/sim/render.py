@@ -19,7 +19,9 @@ Conventions
   metres (brick courses, 0.5 m tiles, 0.6 m panels...), so their perspective reveals room scale.
 * Camera: at the microphone.  ``render_view`` is a pinhole camera looking at the source (yaw and
   pitch from mic to source, no roll, up = +z, ``fov_deg`` is the horizontal field of view, square
-  pixels).  ``render_panorama`` is an equirectangular 360 x 180 degree image with the horizon as
+  pixels), pitched up by ``tilt_deg`` so the source sits below the centre and more of the room
+  above it shows: with a level camera, the ceiling of a small, high room is out of frame and its
+  height (which sets the acoustics as much as the floor area does) is not in the picture.  ``render_panorama`` is an equirectangular 360 x 180 degree image with the horizon as
   the middle row, azimuth decreasing to the right (as seen from inside) and the source's azimuth
   at the centre column.
 * The source is drawn as a magenta person-like figure: a head sphere (radius 0.12 m) centred on
@@ -464,21 +466,37 @@ def _camera_basis(yaw: float, pitch: float) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def render_view(
-    dims, surfaces, mic, source, width: int = 128, height: int = 96, fov_deg: float = 90.0
+    dims,
+    surfaces,
+    mic,
+    source,
+    width: int = 128,
+    height: int = 96,
+    fov_deg: float = 90.0,
+    tilt_deg: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Perspective view from the microphone position towards the source.
 
     dims: (L, W, H) metres; surfaces: dict surface-name -> material class (one of
     MATERIAL_CLASSES); mic, source: (x, y, z). Returns rgb (height, width, 3) uint8 and depth
     (height, width) float32 = Euclidean distance in metres from the camera to the hit point.
-    ``fov_deg`` is the horizontal field of view; pixels are square.
+    ``fov_deg`` is the horizontal field of view; pixels are square. ``tilt_deg`` pitches the
+    camera up from the source (less than half the vertical field of view, so it stays in frame).
     """
     scene = _build_scene(dims, surfaces, mic, source)
     _check_image(width, height)
     if not 0 < float(fov_deg) < 180:
         raise ValueError(f"fov_deg must be in (0, 180), got {fov_deg!r}")
-    fwd, right, up = _camera_basis(*_yaw_pitch(scene.mic, scene.source))
     step = 2 * np.tan(np.radians(float(fov_deg)) / 2) / width  # image-plane size of a pixel
+    half_vfov = np.degrees(np.arctan(step * height / 2))
+    if not abs(float(tilt_deg)) < half_vfov:
+        raise ValueError(
+            f"tilt_deg must be within +-{half_vfov:.1f} (half the vertical field of view) so the "
+            f"source stays in the picture, got {tilt_deg!r}"
+        )
+    yaw, pitch = _yaw_pitch(scene.mic, scene.source)
+    pitch = float(np.clip(pitch + np.radians(float(tilt_deg)), -np.pi / 2, np.pi / 2))
+    fwd, right, up = _camera_basis(yaw, pitch)
     xs = (np.arange(width) + 0.5 - width / 2) * step
     ys = (height / 2 - np.arange(height) - 0.5) * step
     dirs = fwd + xs[None, :, None] * right + ys[:, None, None] * up
