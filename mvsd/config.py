@@ -95,9 +95,9 @@ class RoomRanges:
 class SimRoomsConfig:
     seed: int = 1234
     clip_seconds: float = 2.56
-    n_rooms_seen: int = 60  # rooms in train/val/test_seen
-    n_rooms_unseen: int = 15  # rooms only in test_unseen
-    views_per_room: int = 3  # (source, mic) placements per room, each its own RIR and image
+    n_rooms_seen: int = 150  # rooms in train/val/test_seen
+    n_rooms_unseen: int = 30  # rooms only in test_unseen
+    views_per_room: int = 2  # (source, mic) placements per room, each its own RIR and image
     n_speakers: int = 48
     train_samples: int = 1600
     val_samples: int = 150

@@ -17,7 +17,7 @@ from mvsd.data.inspect import dataset_stats, verify_dataset
 from mvsd.data.manifest import read_manifest
 from mvsd.data.sample import DECODERS
 from mvsd.data.shards import iter_shard
-from mvsd.sim.synth import split_counts, synth
+from mvsd.sim.synth import plan_views, split_counts, synth
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +105,7 @@ def test_metadata_matches_rooms_table(tiny_dataset):
         v = views[d["json"]["view"]]
         assert d["json"]["rt60_s"] == pytest.approx(v["rt60_s"], abs=1e-3)
         assert d["json"]["room"] == v["room_id"]
+        assert d["json"]["room_type"] == v["room_type"]
 
 
 def test_stats_and_verify(tiny_dataset):
@@ -195,3 +196,23 @@ def test_reverb_is_time_aligned_with_clean(tiny_dataset):
             # nothing before the direct sound but the fractional-delay filter's ramp, and the
             # reverb is the dry signal through this RIR (test above), so the two are aligned
             assert np.max(np.abs(rir[:30])) < 0.2 * np.abs(rir[40])
+
+
+def test_default_plan_mixes_free_form_and_typed_rooms_deterministically():
+    """The demo's rooms (no simulation): the configured free-form share in both room pools, and
+    room i depends only on (seed, i), so more rooms never change the first ones."""
+    from mvsd.config import load_params
+
+    params = load_params(None)
+    s = params.simrooms
+    views = plan_views(params)
+    assert views == plan_views(params)
+    assert len(views) == (s.n_rooms_seen + s.n_rooms_unseen) * s.views_per_room
+    types = {v.room.room_id: v.room.room_type for v in views}
+    seen = [types[f"room{i:04d}"] for i in range(s.n_rooms_seen)]
+    unseen = [t for r, t in types.items() if int(r[4:]) >= s.n_rooms_seen]
+    assert seen.count("freeform") / len(seen) == pytest.approx(s.room.freeform_share, abs=0.1)
+    assert "freeform" in unseen and len(set(unseen) - {"freeform"}) >= 4
+    assert len(set(seen)) == 10  # all nine types and free-form rooms teach
+    fewer = plan_views(load_params(None, ["simrooms.n_rooms_seen=5", "simrooms.n_rooms_unseen=1"]))
+    assert fewer == views[: len(fewer)]

@@ -53,6 +53,7 @@ class SampleSpec:
     kind: str
     view_id: str
     room_id: str
+    room_type: str  # a ROOM_TYPES name or "freeform"
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,9 @@ def plan_samples(params: Params, views: list[rooms.View]) -> dict[tuple[str, str
         for j in range(n):
             key = f"{SOURCE}-{split}-{kind}-{j:06d}".replace("_", "")
             view = pool[order[j % len(pool)]]
-            specs.append(SampleSpec(index, key, split, kind, view.view_id, view.room.room_id))
+            specs.append(
+                SampleSpec(index, key, split, kind, view.view_id, view.room.room_id, view.room.room_type)
+            )
             index += 1
         groups[(split, kind)] = specs
     return groups
@@ -154,7 +157,14 @@ class ViewJob:
             )
         else:
             rgb, depth = render_view(
-                view.room.dims, view.room.surfaces, view.mic, view.source, img.width, img.height, img.fov_deg
+                view.room.dims,
+                view.room.surfaces,
+                view.mic,
+                view.source,
+                img.width,
+                img.height,
+                img.fov_deg,
+                img.tilt_deg,
             )
         buf = io.BytesIO()
         np.savez(
@@ -239,7 +249,7 @@ def make_sample(job: SynthJob, spec: SampleSpec) -> Sample:
         rir=view["rir"] if "rir" in has else None,
         rt60=float(view["rt60"]),
         drr=float(view["drr"]),
-        meta={"view": spec.view_id, **extra},
+        meta={"view": spec.view_id, "room_type": spec.room_type, **extra},
     )
 
 
