@@ -125,6 +125,7 @@ def _convert_command(
     steps: int | None,
     device: str,
     seed: int,
+    overwrite: bool,
 ) -> None:
     from mvsd.inference import convert_files
 
@@ -133,8 +134,12 @@ def _convert_command(
         raise FileNotFoundError(
             f"{ckpt}: no {direction} checkpoint; pass --checkpoint or train one (mvsd train)"
         )
-    for line in convert_files(direction, ckpt, image, speech, out, steps=steps, device=device, seed=seed):
-        typer.echo(line)
+    summary = convert_files(
+        direction, ckpt, image, speech, out, steps=steps, device=device, seed=seed,
+        overwrite=overwrite, report=typer.echo,
+    )  # fmt: skip
+    if summary.failed:  # some inputs were not converted: a script must not mistake this for success
+        raise typer.Exit(1)
 
 
 ImageOpt = Annotated[
@@ -156,6 +161,13 @@ DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")]
 SeedOpt = Annotated[
     int, typer.Option(help="Seed of the sampler's noise: the same seed gives the same output.")
 ]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Replace output files that exist already (without it they are refused). An output "
+        "that is one of the inputs is refused even so."
+    ),
+]
 
 
 @app.command()
@@ -170,14 +182,18 @@ def reverb(
     steps: StepsOpt = None,
     device: DeviceOpt = "cpu",
     seed: SeedOpt = 0,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Make dry speech sound as if recorded in the room shown in IMAGE (visual acoustic matching).
 
     Input is resampled to 16 kHz and downmixed to mono; any length works (shorter than one
     segment, 2.56 s by default, is zero-padded; longer is converted in overlapping segments). The
     output is 16 kHz mono at the input's loudness.
+
+    Inputs are never overwritten; existing outputs only with --overwrite. Exit status: 0 all
+    converted, 1 some inputs skipped (each named), 2 nothing done (a bad argument).
     """
-    _convert_command("reverb", image, speech, out, checkpoint, steps, device, seed)
+    _convert_command("reverb", image, speech, out, checkpoint, steps, device, seed, overwrite)
 
 
 @app.command()
@@ -195,14 +211,18 @@ def dereverb(
     steps: StepsOpt = None,
     device: DeviceOpt = "cpu",
     seed: SeedOpt = 0,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Remove the reverberation of the room shown in IMAGE from speech recorded there.
 
     Input is resampled to 16 kHz and downmixed to mono; any length works (shorter than one
     segment, 2.56 s by default, is zero-padded; longer is converted in overlapping segments). The
     output is 16 kHz mono at the input's loudness.
+
+    Inputs are never overwritten; existing outputs only with --overwrite. Exit status: 0 all
+    converted, 1 some inputs skipped (each named), 2 nothing done (a bad argument).
     """
-    _convert_command("dereverb", image, speech, out, checkpoint, steps, device, seed)
+    _convert_command("dereverb", image, speech, out, checkpoint, steps, device, seed, overwrite)
 
 
 DatasetOpt = Annotated[Path, typer.Option(help="Dataset folder with paired train samples.")]
