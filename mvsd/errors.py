@@ -21,3 +21,8 @@ class BadInput(MvsdError):
         super().__init__(f"{file}: {reason}")
         self.file = str(file)
         self.reason = reason
+
+
+class OutputError(MvsdError):
+    """An output folder that must not be written: it holds the user's own files or an input, or
+    another run is writing it now."""

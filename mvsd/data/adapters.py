@@ -50,7 +50,7 @@ from mvsd.config import AudioConfig, IngestConfig, Params, to_dict
 from mvsd.data.builder import BuildSummary, build_dataset, plan_tasks
 from mvsd.data.safe_pickle import safe_load
 from mvsd.data.sample import SPLITS, Sample
-from mvsd.errors import BadInput
+from mvsd.errors import BadInput, OutputError
 
 # Bump when an adapter's output for the same inputs changes, so old build state is not resumed.
 ADAPTER_VERSION = 1
@@ -531,6 +531,8 @@ def ingest(
         ValueError: unknown source or split, or a split for a source that has its own.
         FileNotFoundError: ``path`` does not exist.
         BadInput: ``path`` holds no input of that source.
+        OutputError: ``out`` is ``path`` or above it, holds files that are not one of our
+            datasets, or is being built by another process.
     """
     adapter, split_name = _check_args(source, split)
     root = Path(path)
@@ -538,6 +540,12 @@ def ingest(
         raise FileNotFoundError(f"{root}: no such folder")
     if not root.is_dir():
         raise NotADirectoryError(f"{root}: not a folder ({source} reads a folder tree)")
+    real_out, real_root = os.path.realpath(out), os.path.realpath(root)
+    if real_root == real_out or real_root.startswith(real_out.rstrip(os.sep) + os.sep):
+        raise OutputError(
+            f"--out {out} is the input folder {root} or contains it; write the dataset to a folder "
+            "outside the input (or inside it: the input's subfolders are fine)"
+        )
     files = adapter.scan(root, Path(out))
     if not files:
         raise BadInput(str(root), f"no {adapter.what} found")

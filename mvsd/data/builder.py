@@ -14,7 +14,12 @@ Layout of a dataset folder::
     <dataset>/manifest.parquet      one row per sample
     <dataset>/quarantine.parquet    one row per rejected input, with its reason
     <dataset>/dataset.json          name, version, counts
-    <dataset>/.build/               part files (resume state)
+    <dataset>/.build/               part files (resume state), plan.sha256, lock
+
+A build never deletes what it did not write: it refuses a non-empty folder that is not one of its
+datasets (:func:`check_output_folder`), and holds an exclusive lock on the folder from
+:func:`open_build` to the end of :func:`build_dataset`, so a second build of the same folder
+fails at once instead of mixing its shards in.
 """
 
 from __future__ import annotations
@@ -46,11 +51,13 @@ from mvsd.data.manifest import (
 )
 from mvsd.data.sample import MEMBERS, Sample, encode_sample, sha256
 from mvsd.data.shards import write_bytes_atomic, write_shard
-from mvsd.errors import BadInput
+from mvsd.errors import BadInput, OutputError
 from mvsd.progress import progress_bar
 
 BUILD_DIR = ".build"
 DATASET_JSON = "dataset.json"
+PLAN_FILE = "plan.sha256"  # in BUILD_DIR: the digest of the plan being built
+LOCK_FILE = "lock"  # in BUILD_DIR: empty (so the folder's content hash stays stable), flock'ed
 
 
 @dataclass(frozen=True)
@@ -178,16 +185,106 @@ def _plan_digest(tasks: list[ShardTask], fingerprint: str) -> str:
     return h.hexdigest()
 
 
+def is_dataset_folder(out: Path) -> bool:
+    """``out`` holds a dataset (or a started build) of ours: its build plan, lock or dataset.json."""
+    build = out / BUILD_DIR
+    if (build / PLAN_FILE).is_file() or (build / LOCK_FILE).is_file():
+        return True
+    try:
+        info = json.loads((out / DATASET_JSON).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and "version" in info and "samples" in info
+
+
+def check_output_folder(out: Path) -> None:
+    """Refuse an output that is a file, or a non-empty folder that is not one of our datasets:
+    building there would delete the user's own ``shards/`` or ``.build/``."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise OutputError(f"{out}: a file, not a folder; the output must be a dataset folder")
+    if not is_dataset_folder(out) and any(out.iterdir()):
+        raise OutputError(
+            f"{out}: not empty and not an mvsd dataset (no {DATASET_JSON}, no {BUILD_DIR}/{PLAN_FILE}); "
+            "refusing to write into it: choose a new or empty folder"
+        )
+
+
+# Locks this process holds: lock file (real path) -> (file descriptor, inode).
+_LOCKS: dict[str, tuple[int, int]] = {}
+
+
+def lock_folder(out: Path) -> None:
+    """Take the exclusive lock on the dataset folder ``out`` (re-entrant within this process);
+    fail at once, with OutputError, when another process holds it. Released by
+    :func:`unlock_folder` or when the process ends, however it ends."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locking
+        return
+    path = out / BUILD_DIR / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = os.path.realpath(path)
+    held = _LOCKS.get(key)
+    if held is not None:
+        try:
+            if os.stat(path).st_ino == held[1]:
+                return
+        except OSError:
+            pass
+        unlock_folder(out)  # the file was replaced (folder deleted and rebuilt): lock the new one
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise OutputError(
+            f"{out}: another run is building this dataset folder now (it holds {path}); "
+            "wait for it to finish, or write to another folder"
+        ) from None
+    _LOCKS[key] = (fd, os.fstat(fd).st_ino)
+
+
+def unlock_folder(out: Path) -> None:
+    held = _LOCKS.pop(os.path.realpath(out / BUILD_DIR / LOCK_FILE), None)
+    if held is not None:
+        os.close(held[0])  # closing the descriptor releases the flock
+
+
+def remove_temp_files(out: Path) -> None:
+    """Temporary files of killed writers (``.<name>.tmp-<pid>``); call with the folder locked."""
+    for sub in (out / "shards", out / BUILD_DIR):
+        if sub.is_dir():
+            for tmp in sub.rglob(".*.tmp-*"):
+                tmp.unlink(missing_ok=True)
+    for tmp in out.glob(".*.tmp-*"):
+        tmp.unlink(missing_ok=True)
+
+
 def open_build(out: str | Path, tasks: list[ShardTask], fingerprint: str) -> None:
     """Make ``out`` ready to build ``tasks``: kept as it is when it was started with the same
-    plan (a resumed run), emptied of every earlier output when the plan differs."""
+    plan (a resumed run), emptied of every earlier output when the plan differs.
+
+    Refuses (OutputError) a folder that holds anything but one of our datasets, and one that
+    another process is building; takes the folder's lock (see :func:`lock_folder`).
+    """
     out = Path(out)
+    check_output_folder(out)
+    lock_folder(out)
+    remove_temp_files(out)
     digest = _plan_digest(tasks, fingerprint)
-    plan_file = out / BUILD_DIR / "plan.sha256"
+    plan_file = out / BUILD_DIR / PLAN_FILE
     if plan_file.exists() and plan_file.read_text() == digest:
         return
-    for stale in (out / "shards", out / BUILD_DIR):
-        shutil.rmtree(stale, ignore_errors=True)
+    shutil.rmtree(out / "shards", ignore_errors=True)
+    for stale in (out / BUILD_DIR).iterdir():
+        if stale.name == LOCK_FILE:
+            continue
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink()
     for f in (MANIFEST, QUARANTINE, DATASET_JSON):
         (out / f).unlink(missing_ok=True)
     write_bytes_atomic(plan_file, digest.encode())
@@ -212,13 +309,16 @@ def build_dataset(
     t0 = time.perf_counter()
     out = Path(out)
     open_build(out, tasks, fingerprint)
-    is_done = [task_done(out, t) for t in tasks]
-    todo = [t for t, d in zip(tasks, is_done) if not d]
-    runner = _TaskRunner(make_sample, str(out))
-    total = sum(len(t.items) for t in todo)
-    for _ in parallel_map(runner, todo, workers, description, units=sum, total=total):
-        pass
-    version = consolidate(out, tasks, name, shards)
+    try:
+        is_done = [task_done(out, t) for t in tasks]
+        todo = [t for t, d in zip(tasks, is_done) if not d]
+        runner = _TaskRunner(make_sample, str(out))
+        total = sum(len(t.items) for t in todo)
+        for _ in parallel_map(runner, todo, workers, description, units=sum, total=total):
+            pass
+        version = consolidate(out, tasks, name, shards)
+    finally:
+        unlock_folder(out)
     rows = json.loads((out / DATASET_JSON).read_text())
     return BuildSummary(
         out,
@@ -266,7 +366,15 @@ def dataset_version(rows: list[dict]) -> str:
 
 
 def consolidate(out: Path, tasks: list[ShardTask], name: str, shards: ShardsConfig) -> str:
-    """Merge part files into the manifest, quarantine table and dataset.json; return the version."""
+    """Merge part files into the manifest, quarantine table and dataset.json; return the version.
+
+    Shards under ``shards/`` that the plan does not name (left by a run of another plan) are
+    removed, so the folder holds exactly what the manifest lists."""
+    planned = {t.shard for t in tasks}
+    if (out / "shards").is_dir():
+        for tar in (out / "shards").rglob("*.tar"):
+            if tar.relative_to(out).as_posix() not in planned:
+                tar.unlink()
     rows, bad = _read_parts(out, tasks)
     dupes = [k for k, n in Counter(r["key"] for r in rows).items() if n > 1]
     if dupes:
