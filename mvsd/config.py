@@ -336,8 +336,19 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             node = node.setdefault(k, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {k} is not a section")
-        node[keys[-1]] = yaml.safe_load(raw)
+        try:
+            node[keys[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            why = _yaml_problem(e)
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({why})") from None
     return data
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """One line for a YAML error: what is wrong and where (line and column, 1-based)."""
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    mark = getattr(e, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
 
 
 def default_params_path() -> Path:
@@ -356,8 +367,11 @@ def load_params(path: str | Path | None = None, overrides: list[str] | None = No
     path = Path(path) if explicit else default_params_path()
     data: dict = {}
     if path.exists():
-        with open(path) as f:
-            data = yaml.safe_load(f) or {}
+        try:
+            with open(path) as f:
+                data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(e)}") from None
     elif explicit:
         raise ConfigError(f"{path}: no such params file")
     data = apply_overrides(data, list(overrides or []))
@@ -367,8 +381,141 @@ def load_params(path: str | Path | None = None, overrides: list[str] | None = No
         raise ConfigError(f"{path}: {e}") from None
 
 
+# The valid range of every count, size, rate, level and fraction: dotted key -> (low, high, bounds)
+# with None for no limit and bounds "[]", "[)", "(]" or "()" (closed or open ends). A key ending
+# in ".*" applies to every entry of a mapping, a list or a tuple (model.sizes.*.unet_channels.*).
+RANGES: dict[str, tuple[float | None, float | None, str]] = {
+    "audio.rms_db": (-80, 0, "[)"),  # a positive RMS level clips most samples
+    "audio.peak_db": (-80, 0, "[]"),
+    "simrooms.clip_seconds": (0, 60, "(]"),
+    "simrooms.n_rooms_seen": (1, None, "[)"),
+    "simrooms.n_rooms_unseen": (1, None, "[)"),
+    "simrooms.views_per_room": (1, None, "[)"),
+    "simrooms.n_speakers": (1, None, "[)"),
+    "simrooms.train_samples": (1, None, "[)"),
+    "simrooms.val_samples": (0, None, "[)"),
+    "simrooms.test_seen_samples": (0, None, "[)"),
+    "simrooms.test_unseen_samples": (0, None, "[)"),
+    "simrooms.pool_ratios.*": (0, 1, "[]"),
+    "simrooms.workers": (0, 4096, "[]"),
+    "simrooms.room.length.*": (0, 1000, "(]"),
+    "simrooms.room.width.*": (0, 1000, "(]"),
+    "simrooms.room.height.*": (0, 1000, "(]"),
+    "simrooms.room.min_wall_distance": (0, None, "[)"),
+    "simrooms.room.min_source_distance": (0, None, "()"),
+    "simrooms.room.near_distance": (0, None, "()"),
+    "simrooms.rir.ism_order": (0, 100, "[]"),
+    "simrooms.rir.n_rays": (1, None, "[)"),
+    "simrooms.rir.receiver_radius": (0, None, "()"),
+    "simrooms.rir.max_seconds": (0, 30, "(]"),
+    "simrooms.image.width": (8, 8192, "[]"),
+    "simrooms.image.height": (8, 8192, "[]"),
+    "simrooms.image.fov_deg": (0, 180, "()"),
+    "simrooms.image.tilt_deg": (-90, 90, "[]"),
+    "simrooms.image.pano_width": (8, 8192, "[]"),
+    "simrooms.image.pano_height": (8, 8192, "[]"),
+    "shards.samples_per_shard": (1, None, "[)"),
+    "shards.row_group_size": (1, None, "[)"),
+    "ingest.val_fraction": (0, 1, "[]"),
+    "ingest.test_fraction": (0, 1, "[]"),
+    "ingest.workers": (0, 4096, "[]"),
+    "loader.segment_seconds": (0, 60, "(]"),
+    "loader.batch_size": (1, None, "[)"),
+    "loader.shuffle_buffer": (0, None, "[)"),
+    "loader.num_workers": (0, 1024, "[]"),
+    "loader.image_size.*": (8, 4096, "[]"),
+    "model.flow_sigma": (0, None, "[)"),
+    "model.steps": (1, 1000, "[]"),
+    "model.segment_seconds": (0, 60, "(]"),
+    "model.max_batch": (1, None, "[)"),
+    "model.image_size.*": (8, 4096, "[]"),
+    "model.sizes.*.unet_channels.*": (1, 4096, "[]"),
+    "model.sizes.*.visual_widths.*": (1, 4096, "[]"),
+    "model.sizes.*.embed_dim": (1, 4096, "[]"),
+    "model.sizes.*.cond_dim": (1, 4096, "[]"),
+    "model.sizes.*.attn_heads": (1, 64, "[]"),
+    "train.lr": (0, None, "()"),
+    "train.weight_decay": (0, None, "[)"),
+    "train.ema_decay": (0, 1, "[]"),
+    "train.grad_clip": (0, None, "()"),
+    "train.lambdas.*": (0, None, "[)"),
+    "train.steps": (1, None, "[)"),
+    "train.batch_size": (1, None, "[)"),
+    "train.segment_seconds": (0, 60, "(]"),
+    "train.checkpoint_every": (1, None, "[)"),
+    "train.max_nan_steps": (1, None, "[)"),
+    "train.workers": (0, 4096, "[]"),
+    "train.threads_per_worker": (0, 4096, "[]"),
+    "train.max_failures": (-1, None, "[)"),  # -1: retry for ever (Ray's convention)
+    "train.object_store_mb": (75, None, "[)"),  # Ray's minimum object store
+    "pseudo.steps": (0, 1000, "[]"),
+    "pseudo.max_distance": (0, None, "[)"),
+    "pseudo.chunk": (1, None, "[)"),
+    "pseudo.workers": (1, 4096, "[]"),
+    "pseudo.threads": (1, 4096, "[]"),
+    "pseudo.max_items": (0, None, "[)"),
+    "evaluate.limit": (0, None, "[)"),
+    "evaluate.report_samples": (0, None, "[)"),
+    "orchestration.eval_limit": (0, None, "[)"),
+    "orchestration.lock_timeout_s": (0, None, "[)"),
+}
+# Knobs that take one of a few names: dotted key -> the valid names.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "shards.compression": ("none", "snappy", "gzip", "brotli", "lz4", "zstd"),  # Parquet's codecs
+    "evaluate.split": ("val", "test_seen", "test_unseen"),
+    "orchestration.eval_split": ("val", "test_seen", "test_unseen"),
+}
+
+
+def _values(node: Any, keys: list[str], where: str) -> list[tuple[str, Any]]:
+    """(dotted key, value) pairs that ``keys`` (with ``*`` wildcards) name under ``node``."""
+    if not keys:
+        return [(where, node)]
+    k, rest = keys[0], keys[1:]
+    if k != "*":
+        return _values(getattr(node, k) if dataclasses.is_dataclass(node) else node[k], rest, f"{where}.{k}")
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    return [pair for i, v in items for pair in _values(v, rest, f"{where}.{i}")]
+
+
+def _interval(lo: float | None, hi: float | None, bounds: str) -> str:
+    if hi is None:
+        return f"{'>=' if bounds[0] == '[' else '>'} {lo}"
+    return f"{bounds[0]}{lo}, {hi}{bounds[1]}"
+
+
+def check_ranges(params: Params) -> None:
+    """Every value of :data:`RANGES` within its range, every value of :data:`CHOICES` one of its
+    names; ConfigError naming the key, the value and what is valid."""
+    for dotted, (lo, hi, bounds) in RANGES.items():
+        section, *keys = dotted.split(".")
+        for key, v in _values(getattr(params, section), keys, section):
+            if v is None:  # optional knobs (pseudo.max_distance) are off
+                continue
+            ok = (lo is None or (v >= lo if bounds[0] == "[" else v > lo)) and (
+                hi is None or (v <= hi if bounds[1] == "]" else v < hi)
+            )  # NaN compares false, so it is out of every range
+            if not ok:
+                raise ConfigError(f"{key} = {v!r} is out of range; valid: {_interval(lo, hi, bounds)}")
+    for dotted, names in CHOICES.items():
+        section, key = dotted.split(".")
+        v = getattr(getattr(params, section), key)
+        if v not in names:
+            raise ConfigError(f"{dotted} = {v!r} is not one of: {', '.join(names)}")
+
+
 def validate(params: Params) -> Params:
-    """Cross-field checks that types alone cannot express."""
+    """Ranges and choices of single values, then cross-field checks that types cannot express."""
+    check_ranges(params)
+    if params.ingest.val_fraction + params.ingest.test_fraction > 1:
+        raise ConfigError(
+            f"ingest.val_fraction + ingest.test_fraction = "
+            f"{params.ingest.val_fraction + params.ingest.test_fraction} must be <= 1"
+        )
+    if params.audio.rms_db > params.audio.peak_db:
+        raise ConfigError(
+            f"audio.rms_db ({params.audio.rms_db}) must be <= audio.peak_db ({params.audio.peak_db})"
+        )
     s = params.simrooms
     ratios = s.pool_ratios
     if set(ratios) != {"paired", "clean_only", "reverb_only"}:
@@ -383,19 +530,6 @@ def validate(params: Params) -> Params:
             raise ConfigError(f"simrooms.room.{name} must satisfy 0 < lo <= hi; got {(lo, hi)}")
     if s.room.height[0] <= 2 * s.room.min_wall_distance:
         raise ConfigError("simrooms.room.height is too small for simrooms.room.min_wall_distance")
-    positive = {
-        "simrooms.clip_seconds": s.clip_seconds,
-        "simrooms.n_rooms_seen": s.n_rooms_seen,
-        "simrooms.n_rooms_unseen": s.n_rooms_unseen,
-        "simrooms.views_per_room": s.views_per_room,
-        "simrooms.n_speakers": s.n_speakers,
-        "shards.samples_per_shard": params.shards.samples_per_shard,
-        "loader.segment_seconds": params.loader.segment_seconds,
-        "loader.batch_size": params.loader.batch_size,
-    }
-    for k, v in positive.items():
-        if v <= 0:
-            raise ConfigError(f"{k} must be > 0; got {v}")
     m = params.model
     if m.size not in m.sizes:
         raise ConfigError(f"model.size {m.size!r} is not one of the sizes: {', '.join(m.sizes)}")

@@ -29,7 +29,7 @@ def test_unknown_section_is_an_error():
         ("simrooms.room.length=[3]", "expected a list of 2 values"),
         ("simrooms.pool_ratios={paired: 0.5, clean_only: 0.1, reverb_only: 0.1}", "sum to 1"),
         ("simrooms.room.length=[5, 3]", "0 < lo <= hi"),
-        ("shards.samples_per_shard=0", "must be > 0"),
+        ("shards.samples_per_shard=0", r"shards.samples_per_shard = 0 is out of range; valid: >= 1"),
         ("audio.sample_rate=44100", "only 16000"),
         ("train.pseudo_fraction=1.5", "pseudo_fraction must be in"),
         ("train.lambdas={diffusion: 1, stlye: 1}", "unknown loss families"),
