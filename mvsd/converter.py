@@ -21,6 +21,7 @@ import torch
 from mvsd import __version__
 from mvsd.audio import Spectrogram, StftConfig
 from mvsd.audio_io import SAMPLE_RATE
+from mvsd.checkpoint_header import check_header, check_spec
 from mvsd.config import ModelConfig, SizeConfig
 from mvsd.diffusion import make_process
 from mvsd.errors import BadInput, MvsdError
@@ -196,6 +197,10 @@ def _to_plain(obj: Any) -> Any:
 
 def spec_from_plain(d: dict, path: str | Path = "<checkpoint>") -> ConverterSpec:
     try:
+        check_spec(d)  # before anything is built from it: a crafted spec can ask for terabytes
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    try:
         d = dict(d)
         w = d.pop("widths")
         stft = d.pop("stft")
@@ -231,9 +236,10 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({e})") from None
     if "mvsd" not in meta:
         raise CheckpointError(f"{path}: not an mvsd converter checkpoint (no mvsd header)")
-    header = json.loads(meta["mvsd"])
-    if header.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: checkpoint format {header.get('format')!r}, expected {FORMAT!r}")
+    try:
+        header = check_header(meta["mvsd"], FORMAT)  # types, required keys, sane sizes
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {e}") from None
     return header, tensors
 
 
