@@ -242,13 +242,21 @@ def train(
         ),
     ] = 0,
     checkpoints: CheckpointsOpt = Path("checkpoints"),
+    publish: Annotated[
+        bool,
+        typer.Option(
+            help="Also copy the round to CHECKPOINTS/latest, the default model of mvsd reverb/dereverb "
+            "(the pipeline's last round does; a trial run should not)."
+        ),
+    ] = False,
     params: ParamsOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Train both converters (R and D) for one round on Ray (train.workers; 0 = this process).
 
     Resumes from the last checkpoint when run again after a kill, and stops at train.steps.
-    Losses per step go to checkpoints/RUN/round-K-losses.csv.
+    Losses per step go to checkpoints/RUN/round-K-losses.csv. The default model of `mvsd
+    reverb/dereverb` (CHECKPOINTS/latest) changes only with --publish.
     """
     from mvsd.train.distributed import fit_round
     from mvsd.train.rounds import check_dataset, publish_latest, round_inputs
@@ -257,8 +265,13 @@ def train(
     check_dataset(dataset)
     pseudo, init = round_inputs(dataset, run, round_, checkpoints)
     out = fit_round(p, {"paired": str(dataset), "pseudo": pseudo}, checkpoints, run, round_, init_from=init)
-    publish_latest(out, checkpoints / "latest")
     typer.echo(f"round {round_} of {run}: {out}")
+    latest = checkpoints / "latest"
+    if publish:
+        publish_latest(out, latest)
+        typer.echo(f"{latest} (the default model of mvsd reverb/dereverb) is now this round")
+    else:
+        typer.echo(f"{latest} unchanged (pass --publish to make this round the default model)")
 
 
 @app.command()
