@@ -10,12 +10,13 @@ from __future__ import annotations
 import io
 from math import gcd
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from mvsd.errors import BadInput
+from mvsd.errors import BadInput, printable
 
 SAMPLE_RATE = 16_000
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -62,11 +63,51 @@ def prepare_audio(x: np.ndarray, sr: int, name: str = "<array>", *, allow_silenc
     return resample(x, int(sr), SAMPLE_RATE)
 
 
+def check_wav_complete(f: BinaryIO, name: str) -> None:
+    """BadInput when ``f`` is a RIFF/WAVE file with fewer audio bytes than its header declares
+    (cut mid-data: a copy or download that stopped). libsndfile reads such a file without an
+    error as a shorter clip; other formats, and streamed wavs whose header leaves the size
+    open (0 or 0xFFFFFFFF), are not checked."""
+    size = f.seek(0, io.SEEK_END)
+    f.seek(0)
+    head = f.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return
+    pos, byte_rate = 12, 0
+    while pos + 8 <= size:
+        f.seek(pos)
+        chunk = f.read(20)  # id, size, then for fmt: format (2), channels (2), rate (4), byte rate (4)
+        cid, n = chunk[:4], int.from_bytes(chunk[4:8], "little")
+        if cid == b"fmt " and len(chunk) == 20:
+            byte_rate = int.from_bytes(chunk[16:20], "little")
+        if cid == b"data":
+            stored = size - pos - 8
+            if n not in (0, 0xFFFFFFFF) and n > stored:
+                if byte_rate:
+                    what = f"{n / byte_rate:.2f} s of audio, {stored / byte_rate:.2f} s are stored"
+                else:
+                    what = f"{n} bytes of audio, {stored} are stored"
+                raise BadInput(name, f"truncated wav: its header declares {what}")
+            return
+        pos += 8 + n + (n & 1)  # chunks are padded to an even size
+
+
 def load_audio(path: str | Path, data: bytes | None = None) -> np.ndarray:
-    """Read an audio file (or its ``data`` bytes) as 16 kHz mono float32, or raise BadInput."""
-    src = io.BytesIO(data) if data is not None else str(path)
+    """Read an audio file (or its ``data`` bytes) as 16 kHz mono float32, or raise BadInput
+    (unreadable, truncated wav, empty, NaN/Inf, unsupported sample rate)."""
     try:
-        x, sr = sf.read(src, dtype="float32", always_2d=False)
+        with io.BytesIO(data) if data is not None else open(path, "rb") as f:
+            check_wav_complete(f, str(path))
+    except OSError as e:
+        raise BadInput(str(path), f"unreadable audio ({type(e).__name__}: {e})") from None
+    try:
+        if data is not None:
+            x, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
+        elif printable(str(path)) != str(path):  # soundfile cannot open a name that is not UTF-8
+            with open(path, "rb") as f:
+                x, sr = sf.read(f, dtype="float32", always_2d=False)
+        else:
+            x, sr = sf.read(str(path), dtype="float32", always_2d=False)
     except Exception as e:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
         raise BadInput(str(path), f"unreadable audio ({type(e).__name__}: {e})") from None
     return prepare_audio(x, sr, str(path))

@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
+
+def printable(name: str) -> str:
+    """``name`` as valid UTF-8 text. A file name whose bytes are not UTF-8 reaches Python with
+    surrogate escapes, which no UTF-8 writer (Parquet, the terminal) accepts; those bytes are
+    shown as ``\\xNN`` instead (``caf\\xe9.wav``)."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+
 
 class MvsdError(Exception):
     """Base class for errors this package raises on purpose."""
@@ -18,8 +31,9 @@ class BadInput(MvsdError):
     """
 
     def __init__(self, file: str, reason: str):
+        file, reason = printable(str(file)), printable(reason)
         super().__init__(f"{file}: {reason}")
-        self.file = str(file)
+        self.file = file
         self.reason = reason
 
 

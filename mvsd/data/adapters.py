@@ -50,7 +50,7 @@ from mvsd.config import AudioConfig, IngestConfig, Params, to_dict
 from mvsd.data.builder import BuildSummary, build_dataset, plan_tasks
 from mvsd.data.safe_pickle import safe_load
 from mvsd.data.sample import SPLITS, Sample
-from mvsd.errors import BadInput, OutputError
+from mvsd.errors import BadInput, OutputError, printable
 
 # Bump when an adapter's output for the same inputs changes, so old build state is not resumed.
 ADAPTER_VERSION = 1
@@ -143,15 +143,16 @@ def scan_files(root: Path, extensions: tuple[str, ...], skip: Path | None = None
 
 def make_key(rel: str) -> str:
     """A shard key for an input: its sanitized path (readable) + a short SHA-1 of the exact path
-    (unique: ``a b.wav`` and ``a_b.wav`` sanitize alike but hash apart)."""
+    (unique: ``a b.wav`` and ``a_b.wav`` sanitize alike but hash apart). The hash is of the
+    name's bytes, so a name that is not valid UTF-8 gets a key too."""
     stem = str(PurePosixPath(rel).with_suffix(""))
     token = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_")[-60:] or "input"
-    return f"{token}-{hashlib.sha1(rel.encode()).hexdigest()[:10]}"
+    return f"{token}-{hashlib.sha1(os.fsencode(rel)).hexdigest()[:10]}"
 
 
 def hash_split(name: str, ingest: IngestConfig) -> str:
     """Deterministic split of a group name (a video id): its SHA-1 as a number in [0, 1)."""
-    u = int.from_bytes(hashlib.sha1(name.encode()).digest()[:8], "big") / 2**64
+    u = int.from_bytes(hashlib.sha1(os.fsencode(name)).digest()[:8], "big") / 2**64
     if u < ingest.val_fraction:
         return "val"
     if u < ingest.val_fraction + ingest.test_fraction:
@@ -257,7 +258,9 @@ def _plan_soundspaces(files: list[str], ingest: IngestConfig, split: str) -> Gro
             groups[REJECTED].append(_reject(rel, why))
             continue
         room = parts[1] if len(parts) > 2 else None
-        groups[(ours, "paired")].append(Item(make_key(rel), ours, "paired", (rel,), room_id=room))
+        groups[(ours, "paired")].append(
+            Item(make_key(rel), ours, "paired", (rel,), room_id=room and printable(room))
+        )
     return groups
 
 
@@ -348,7 +351,7 @@ def _make_soundspaces(job: IngestJob, item: Item) -> Sample:
         key=item.key, split=item.split, kind="paired", source=job.source, room_id=item.room_id,
         speaker_id=None if speaker is None else str(speaker), clean=clean, reverb=reverb,
         image=image, depth=depth, rir=rir, rt60=rt60, drr=drr,
-        meta={"input": item.files[0], "view": view},
+        meta={"input": printable(item.files[0]), "view": view},
     )  # fmt: skip
 
 
@@ -409,7 +412,7 @@ def _plan_avspeech(files: list[str], ingest: IngestConfig, split: str) -> Groups
     for img, aud in pairs:
         vid = video_id(_stem(aud))
         s = hash_split(vid, ingest)
-        item = Item(make_key(aud), s, "reverb_only", (img, aud), room_id=vid)
+        item = Item(make_key(aud), s, "reverb_only", (img, aud), room_id=printable(vid))
         groups[(s, "reverb_only")].append(item)
     return groups
 
@@ -443,7 +446,7 @@ def _make_reverb(job: IngestJob, item: Item) -> Sample:
     return Sample(
         key=item.key, split=item.split, kind="reverb_only", source=job.source, room_id=item.room_id,
         reverb=reverb, image=read_image(job.path(image_rel)),
-        meta={"image_file": image_rel, "audio_file": audio_rel},
+        meta={"image_file": printable(image_rel), "audio_file": printable(audio_rel)},
     )  # fmt: skip
 
 
@@ -459,7 +462,9 @@ def _plan_clean(files: list[str], ingest: IngestConfig, split: str) -> Groups:
     items = []
     for rel in files:
         parent = PurePosixPath(rel).parent.name or None
-        items.append(Item(make_key(rel), split, "clean_only", (rel,), speaker_id=parent))
+        items.append(
+            Item(make_key(rel), split, "clean_only", (rel,), speaker_id=parent and printable(parent))
+        )
     return {(split, "clean_only"): items}
 
 
@@ -467,7 +472,7 @@ def _make_clean(job: IngestJob, item: Item) -> Sample:
     clean = rms_normalize(read_audio(job.path(item.files[0])), job.audio.rms_db, job.audio.peak_db)
     return Sample(
         key=item.key, split=item.split, kind="clean_only", source=job.source,
-        speaker_id=item.speaker_id, clean=clean, meta={"input": item.files[0]},
+        speaker_id=item.speaker_id, clean=clean, meta={"input": printable(item.files[0])},
     )  # fmt: skip
 
 
