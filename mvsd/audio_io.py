@@ -22,6 +22,7 @@ SAMPLE_RATE = 16_000
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 MIN_SAMPLE_RATE = 4_000
 MAX_SAMPLE_RATE = 384_000
+STREAMED_WAV_SIZE = 0x7FFFF000  # data sizes from here up are placeholders of streamed wavs
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray:
@@ -66,8 +67,9 @@ def prepare_audio(x: np.ndarray, sr: int, name: str = "<array>", *, allow_silenc
 def check_wav_complete(f: BinaryIO, name: str) -> None:
     """BadInput when ``f`` is a RIFF/WAVE file with fewer audio bytes than its header declares
     (cut mid-data: a copy or download that stopped). libsndfile reads such a file without an
-    error as a shorter clip; other formats, and streamed wavs whose header leaves the size
-    open (0 or 0xFFFFFFFF), are not checked."""
+    error as a shorter clip. Other formats are not checked, nor are wavs written to a pipe, whose
+    header cannot know the size and holds a placeholder instead: 0, or 2 GiB and more (espeak-ng
+    writes 0x7FFFF000, others 0x7FFFFFFF or 0xFFFFFFFF)."""
     size = f.seek(0, io.SEEK_END)
     f.seek(0)
     head = f.read(12)
@@ -82,7 +84,7 @@ def check_wav_complete(f: BinaryIO, name: str) -> None:
             byte_rate = int.from_bytes(chunk[16:20], "little")
         if cid == b"data":
             stored = size - pos - 8
-            if n not in (0, 0xFFFFFFFF) and n > stored:
+            if 0 < n < STREAMED_WAV_SIZE and n > stored:
                 if byte_rate:
                     what = f"{n / byte_rate:.2f} s of audio, {stored / byte_rate:.2f} s are stored"
                 else:

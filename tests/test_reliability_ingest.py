@@ -75,3 +75,13 @@ def test_a_wav_cut_mid_data_is_quarantined_as_truncated(tmp_path):
     assert q["file"].endswith("cut.wav")
     assert q["reason"] == "truncated wav: its header declares 1.00 s of audio, 0.22 s are stored"
     assert len(load_audio(d / "whole.wav", data)) == 16000  # bytes in memory are checked the same way
+
+
+def test_a_streamed_wav_with_a_placeholder_size_is_not_truncated(tmp_path):
+    """espeak-ng and other writers to a pipe cannot know the size: their header says 2 GiB."""
+    sf.write(tmp_path / "s.wav", speech(0, 1600), 16000, subtype="PCM_16")
+    data = bytearray((tmp_path / "s.wav").read_bytes())
+    for placeholder in (0x7FFFF000, 0x7FFFFFFF, 0xFFFFFFFF):
+        data[4:8] = (placeholder + 36 & 0xFFFFFFFF).to_bytes(4, "little")
+        data[40:44] = placeholder.to_bytes(4, "little")  # the data chunk's size
+        assert len(load_audio("streamed.wav", bytes(data))) == 1600
