@@ -1,6 +1,6 @@
 """Converter inference speed: real-time factor per step count, size table, and the WPE baseline.
 
-    .venv/bin/python benchmarks/bench_converter.py                    # CPU: RTF table + sizes
+    .venv/bin/python benchmarks/bench_converter.py                    # CPU: RTF tables + sizes
     .venv/bin/python benchmarks/bench_converter.py --device cuda --bf16 --sizes base   # a GPU
 
 RTF = processing time / audio duration for ``Converter.convert`` at batch 1 on a 2.56 s clip
@@ -30,9 +30,9 @@ SR = 16_000
 CLIP_S = 2.56
 
 
-def clip() -> tuple[np.ndarray, np.ndarray]:
+def clip(seconds: float = CLIP_S) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
-    t = np.arange(int(CLIP_S * SR)) / SR
+    t = np.arange(int(seconds * SR)) / SR
     x = (
         0.1 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))
         + 0.01 * rng.standard_normal(t.size)
@@ -52,7 +52,7 @@ def timed(fn, repeats: int, sync=lambda: None) -> float:
     return float(np.min(times))  # noise on a shared VM only ever adds time: report the best run
 
 
-def wpe_rtf(x: np.ndarray, repeats: int) -> float:
+def wpe_rtf(x: np.ndarray, repeats: int, seconds: float = CLIP_S) -> float:
     from nara_wpe.utils import istft, stft
     from nara_wpe.wpe import wpe
 
@@ -63,7 +63,25 @@ def wpe_rtf(x: np.ndarray, repeats: int) -> float:
         )
         istft(z, size=512, shift=128)
 
-    return timed(run, repeats) / CLIP_S
+    return timed(run, repeats) / seconds
+
+
+def length_table(args) -> None:
+    """RTF by input length for both directions (default steps), beside WPE on the same input:
+    the physical estimate covers the whole input at once, the flow works segment by segment, so
+    the cost should grow linearly."""
+    print("\n| direction | input (s) | steps | seconds | RTF | RTF / WPE RTF |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for seconds in args.lengths:
+        x, img = clip(seconds)
+        wpe = wpe_rtf(x, 1 if seconds > 10 else args.repeats, seconds)
+        for direction in ("reverb", "dereverb"):
+            params = load_params(None, ["model.size=small"])
+            conv = Converter.new(direction, params.model, device=args.device)
+            for steps in (0, conv.spec.steps):
+                sec = timed(lambda s=steps: conv.convert(x, img, steps=s), 1 if seconds > 10 else args.repeats)  # noqa: B023
+                print(f"| {direction} | {seconds:g} | {steps} | {sec:.3f} | {sec / seconds:.4f} | {sec / seconds / wpe:.2f} |")
+        print(f"| nara-wpe (10 taps, 3 it.) | {seconds:g} | - | {wpe * seconds:.3f} | {wpe:.4f} | 1.00 |")
 
 
 def converter(size: str, device: str) -> Converter:
@@ -97,7 +115,7 @@ def flops_per_step(conv: Converter) -> float:
     with torch.inference_mode():
         cond = net.encode_image(img)
         with FlopCounterMode(display=False) as counter:
-            net.denoise(spec, spec, torch.zeros(1, device=conv.device), cond)
+            net.denoise(spec, spec, torch.zeros(1, device=conv.device), cond, spec)
     return counter.get_total_flops()
 
 
@@ -149,6 +167,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 6, 8])
     ap.add_argument("--sizes", nargs="+", default=["tiny", "small", "base"])
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--lengths", type=float, nargs="+", default=[2.56, 10.0, 60.0], help="input lengths (s) of the RTF-by-length table")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     args = ap.parse_args()
     if args.threads:
@@ -159,6 +178,7 @@ def main() -> None:
     )
     if args.device == "cpu":
         rtf_table(args)
+        length_table(args)
     if args.bf16:
         gpu_table(args)
     size_table(args)

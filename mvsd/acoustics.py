@@ -44,7 +44,9 @@ LN_1000 = 3 * math.log(10)  # an energy decay of 60 dB is a factor 1e-6 in energ
 # -- analysis (torch, differentiable) ---------------------------------------------------------------
 
 
-def band_masks(n_fft: int, fs: int = SAMPLE_RATE, bands=BANDS, device=None, dtype=torch.float32) -> torch.Tensor:
+def band_masks(
+    n_fft: int, fs: int = SAMPLE_RATE, bands=BANDS, device=None, dtype=torch.float32
+) -> torch.Tensor:
     """``(len(bands), n_fft // 2 + 1)`` frequency masks that sum to 1 at every bin.
 
     Neighbouring bands cross over with a raised cosine on a log-frequency axis, centred on the
@@ -55,9 +57,7 @@ def band_masks(n_fft: int, fs: int = SAMPLE_RATE, bands=BANDS, device=None, dtyp
     logf = torch.log2(f)
     edges = [math.log2(math.sqrt(a * b)) for a, b in zip(bands[:-1], bands[1:])]
     # rising[k](f): 0 below edge k - 1/2 octave, 1 above edge k + 1/2 octave
-    rising = [
-        0.5 - 0.5 * torch.cos(math.pi * ((logf - e + 0.5).clamp(0.0, 1.0))) for e in edges
-    ]
+    rising = [0.5 - 0.5 * torch.cos(math.pi * ((logf - e + 0.5).clamp(0.0, 1.0))) for e in edges]
     masks = []
     for k in range(len(bands)):
         lo = rising[k - 1] if k > 0 else torch.ones_like(logf)
@@ -77,14 +77,16 @@ def band_split(x: torch.Tensor, fs: int = SAMPLE_RATE, bands=BANDS) -> torch.Ten
     return torch.fft.irfft(spec.unsqueeze(-2) * masks, n_fft)[..., :n]
 
 
-def edc_db(h: torch.Tensor, floor_db: float = -100.0) -> torch.Tensor:
+def edc_db(h: torch.Tensor, floor_db: float = -100.0, hop: int = 1) -> torch.Tensor:
     """Schroeder energy decay curve of ``h (..., L)`` in dB re. its total energy (0 dB at t = 0),
-    clamped below at ``floor_db``."""
-    e = h.pow(2).flip(-1).cumsum(-1).flip(-1)
+    clamped below at ``floor_db``, every ``hop`` samples."""
+    e = h.pow(2).flip(-1).cumsum(-1).flip(-1)[..., ::hop]
     return 10 * torch.log10(e / e[..., :1].clamp(min=1e-30) + 1e-30).clamp(min=floor_db)
 
 
-def t60_from_edc(edc: torch.Tensor, fs: float, start_db: float = -5.0, ranges=(30.0, 20.0, 10.0)) -> torch.Tensor:
+def t60_from_edc(
+    edc: torch.Tensor, fs: float, start_db: float = -5.0, ranges=(30.0, 20.0, 10.0)
+) -> torch.Tensor:
     """T60 (s) of decay curves ``edc (..., L)`` in dB sampled at ``fs`` per second.
 
     A least-squares line is fitted to the EDC from ``start_db`` down ``range`` dB, and extrapolated
@@ -107,10 +109,12 @@ def t60_from_edc(edc: torch.Tensor, fs: float, start_db: float = -5.0, ranges=(3
     return out
 
 
-def band_edc(h: torch.Tensor, fs: int = SAMPLE_RATE, hop: int = 160, floor_db: float = -100.0) -> torch.Tensor:
+def band_edc(
+    h: torch.Tensor, fs: int = SAMPLE_RATE, hop: int = 160, floor_db: float = -100.0
+) -> torch.Tensor:
     """Per-band EDCs of ``h (..., L)`` from the direct sound on, every ``hop`` samples:
     ``(..., n_bands, L // hop)`` in dB."""
-    return edc_db(band_split(h, fs), floor_db)[..., ::hop]
+    return edc_db(band_split(h, fs), floor_db, hop)
 
 
 def band_t60(h: torch.Tensor, fs: int = SAMPLE_RATE, hop: int = 16) -> torch.Tensor:

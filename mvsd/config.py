@@ -174,6 +174,7 @@ class ModelConfig:
     image_size: tuple[int, int] = (96, 128)  # (H, W) images are resized to
     use_depth: bool = False  # a 4th (depth) input channel; off: user images and the loader are RGB
     pretrained_visual: str | None = None  # local ResNet-18 state dict to start the encoder from
+    rir_seconds: float = 3.0  # longest RIR the reverberator synthesises (its first estimate)
     sizes: dict[str, SizeConfig] = field(default_factory=_default_sizes)
 
     def widths_multiple_frames(self) -> int:
@@ -189,10 +190,15 @@ class TrainConfig:
     ema_decay: float = 0.995
     grad_clip: float = 1.0
     # Loss weights by family: each converter's diffusion and style losses, and the cycle losses.
-    lambdas: dict[str, float] = field(default_factory=lambda: {"diffusion": 1.0, "style": 1.0, "cycle": 0.5})
+    lambdas: dict[str, float] = field(
+        default_factory=lambda: {"diffusion": 1.0, "style": 1.0, "cycle": 0.5, "room": 1.0, "envelope": 1.0}
+    )
     steps: int = 600  # optimizer steps per round (a resumed run ends at the same count)
     batch_size: int = 4  # samples per worker per step
-    segment_seconds: float = 1.28  # training crops (inference uses model.segment_seconds)
+    segment_seconds: float = 1.28  # U-Net training crops, cut from whole clips after the physical estimate
+    room_steps: int = 300  # round 0: steps teaching the image -> room head alone, before the main loop
+    room_batch: int = 32  # images per room step
+    augment: bool = True  # colour, crop and flip augmentation of training images
     start_fraction: float = 0.5  # flow: share of each batch trained at t = 0 (what 1-step sampling uses)
     pseudo_fraction: float = 0.17  # share of each batch from accepted pseudo-pairs (rounds >= 1)
     checkpoint_every: int = 100
@@ -560,10 +566,10 @@ def validate(params: Params) -> Params:
         raise ConfigError("train.steps and train.checkpoint_every must be >= 1 and train.workers >= 0")
     if t.segment_seconds * 16_000 < params.model.widths_multiple_frames():
         raise ConfigError("train.segment_seconds is too short for the model")
-    unknown = set(t.lambdas) - {"diffusion", "style", "cycle"}
+    unknown = set(t.lambdas) - {"diffusion", "style", "cycle", "room", "envelope"}
     if unknown:
         raise ConfigError(
-            f"train.lambdas: unknown loss families {sorted(unknown)}; valid: diffusion, style, cycle"
+            f"train.lambdas: unknown loss families {sorted(unknown)}; valid: diffusion, style, cycle, room, envelope"
         )
     if not 0 < ps.keep_fraction <= 1:
         raise ConfigError(f"pseudo.keep_fraction must be in (0, 1]; got {ps.keep_fraction}")

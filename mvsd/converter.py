@@ -20,17 +20,16 @@ import torch
 
 from mvsd import __version__
 from mvsd.audio import Spectrogram, StftConfig
-from mvsd.audio_io import SAMPLE_RATE
 from mvsd.checkpoint_header import check_header, check_spec
 from mvsd.config import ModelConfig, SizeConfig
 from mvsd.diffusion import make_process
 from mvsd.errors import BadInput, MvsdError
 from mvsd.images import prepare_images
 from mvsd.models.net import ConverterSpec, MVSDNet
+from mvsd.models.room import Room
 from mvsd.segments import crossfade_join, split_segments
 
-FORMAT = "mvsd-converter/1"
-TARGET_RMS_DB = -25.0  # the level the models are trained at (params audio.rms_db)
+FORMAT = "mvsd-converter/2"  # 2: room head + physical first estimate, 6-channel U-Net
 
 
 class CheckpointError(MvsdError):
@@ -131,6 +130,8 @@ class Converter:
     ) -> np.ndarray:
         """Convert ``audio`` (``(T,)`` or ``(B, T)`` at 16 kHz) as seen in ``image``.
 
+        ``steps``: network evaluations of the flow; 0 returns the physical first estimate alone
+        (convolution with the RIR the picture suggests, or late-reverberation suppression).
         ``image``: one image for the whole batch or one per item — an array ``(H, W)``,
         ``(H, W, 3|4)`` uint8 (grayscale and RGBA are converted), a float tensor
         ``(B, 3|4, H, W)`` in [0, 1], or a path. Any length works: audio shorter than one segment
@@ -140,34 +141,48 @@ class Converter:
         x, single = _as_batch(audio)
         images = prepare_images(image, x.shape[0], self.spec.image_size, self.spec.use_depth).to(self.device)
         rms = x.pow(2).mean(dim=1, keepdim=True).sqrt()
-        gain = torch.where(rms > 0, 10 ** (TARGET_RMS_DB / 20) / rms.clamp(min=1e-12), torch.ones_like(rms))
-        seg = round(self.spec.segment_seconds * SAMPLE_RATE)
-        hop = seg - round(self.spec.overlap_seconds * SAMPLE_RATE)
-        segments, owners, starts = split_segments(x * gain, seg, hop)
-        out = self._convert_segments(
-            segments.to(self.device), images[owners], steps or self.spec.steps, seed, sampler
-        )
-        y = crossfade_join(out.cpu(), owners, starts, x.shape, seg - hop)
-        # The models work at the datasets' level (TARGET_RMS_DB); give the user back the input's.
+        target = 10 ** (self.spec.rms_db / 20)
+        gain = torch.where(rms > 0, target / rms.clamp(min=1e-12), torch.ones_like(rms))
+        y = self._convert(x.to(self.device) * gain.to(self.device), images, steps, seed, sampler).cpu()
+        # The models work at the datasets' level (spec.rms_db); give the user back the input's.
         y_rms = y.pow(2).mean(dim=1, keepdim=True).sqrt()
         y = torch.where(y_rms > 0, y * rms / y_rms.clamp(min=1e-12), y).clamp(-1.0, 1.0)
         y = y.numpy().astype(np.float32)
         return y[0] if single else y
 
-    def _convert_segments(
-        self, segs: torch.Tensor, images: torch.Tensor, steps: int, seed: int, sampler: str | None
-    ) -> torch.Tensor:
+    @torch.inference_mode()
+    def describe_room(self, image: Any, batch: int = 1) -> Room:
+        """The room the converter sees in ``image`` (per-band T60, DRR, ...)."""
+        images = prepare_images(image, batch, self.spec.image_size, self.spec.use_depth).to(self.device)
         net = self.inference_net.eval()
+        return net.room(net.encode_image(images)[0])
+
+    def _convert(
+        self, x: torch.Tensor, images: torch.Tensor, steps: int | None, seed: int, sampler: str | None
+    ) -> torch.Tensor:
+        """Physical first estimate of the whole input, then the flow refines it segment by segment
+        (``steps = 0``: the first estimate alone)."""
+        net = self.inference_net.eval()
+        steps = self.spec.steps if steps is None else steps
         gen = torch.Generator(device=self.device).manual_seed(seed)
+        embedding, tokens = net.encode_image(images)
+        estimate = net.first_estimate(x, net.room(embedding), gen)
+        if steps == 0:
+            return estimate
+        seg = round(self.spec.segment_seconds * self.spec.sample_rate)
+        hop = seg - round(self.spec.overlap_seconds * self.spec.sample_rate)
+        est_segs, owners, starts = split_segments(estimate, seg, hop)
+        given_segs, _, _ = split_segments(x, seg, hop)
         outs = []
-        for i in range(0, segs.shape[0], self.spec.max_batch):
-            chunk, img = segs[i : i + self.spec.max_batch], images[i : i + self.spec.max_batch]
-            source = self.stft(chunk)
-            cond = net.encode_image(img)
-            model_fn = lambda x, t: net.denoise(x, source, t, cond)  # noqa: E731, B023 (used at once)
+        for i in range(0, est_segs.shape[0], self.spec.max_batch):
+            part = slice(i, i + self.spec.max_batch)
+            own = owners[part].to(self.device)
+            source, given = self.stft(est_segs[part]), self.stft(given_segs[part])
+            cond = (embedding[own], tokens[own])
+            model_fn = lambda z, t: net.denoise(z, source, t, cond, given)  # noqa: E731, B023 (used at once)
             spec = self.process.sample(model_fn, source, steps, gen, sampler or self.spec.sampler)
-            outs.append(self.stft.inverse(spec, chunk.shape[-1]))
-        return torch.cat(outs)
+            outs.append(self.stft.inverse(spec, est_segs.shape[-1]))
+        return crossfade_join(torch.cat(outs), owners, starts, x.shape, seg - hop)
 
 
 # -- helpers --------------------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""Turning whatever image a user has into the visual encoder's input tensor."""
+"""Turning whatever image a user has into the visual encoder's input tensor — one path for
+training (the loader) and inference (:func:`prepare_images`): :func:`resize_pixels` — and the
+training-time augmentation (:func:`augment`)."""
 
 from __future__ import annotations
 
@@ -22,7 +24,46 @@ def load_image(path: str | Path) -> np.ndarray:
         raise BadInput(str(path), f"unreadable image ({type(e).__name__}: {e})") from None
 
 
-def _to_chw(img: Any) -> torch.Tensor:
+def resize_pixels(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(H, W, 3)`` uint8 -> ``(3, h, w)`` float32 in [0, 1] at ``size = (h, w)``: Pillow's
+    bilinear filter, which antialiases when shrinking. The loader and inference both use it."""
+    h, w = size
+    if pixels.shape[:2] != (h, w):
+        pixels = np.asarray(Image.fromarray(pixels).resize((w, h), Image.Resampling.BILINEAR))
+    chw = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)
+    chw *= np.float32(1 / 255)
+    return chw
+
+
+def augment(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Light, acoustics-preserving augmentation of ``(B, C, H, W)`` images in [0, 1]: a random crop
+    of 80-100 % of each side resized back, a horizontal flip, and brightness, contrast and
+    saturation jitter of ±20 % — so a room head learns rooms, not a renderer's exact pixels."""
+    b, c, h, w = images.shape
+    dev = images.device
+
+    def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(b, *shape, generator=generator, device=dev)
+
+    scale, ox, oy = u(0.8, 1.0), u(0.0, 1.0), u(0.0, 1.0)
+    flip = torch.where(torch.rand(b, generator=generator, device=dev) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(b, 2, 3, device=dev)
+    theta[:, 0, 0] = scale * flip
+    theta[:, 1, 1] = scale
+    theta[:, 0, 2] = (1 - scale) * (2 * ox - 1)
+    theta[:, 1, 2] = (1 - scale) * (2 * oy - 1)
+    grid = F.affine_grid(theta, (b, c, h, w), align_corners=False)
+    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    rgb = out[:, :3]
+    grey = rgb.mean(1, keepdim=True)
+    rgb = grey + (rgb - grey) * u(0.8, 1.2, 1, 1, 1)  # saturation
+    mean = rgb.mean((1, 2, 3), keepdim=True)
+    rgb = mean + (rgb - mean) * u(0.8, 1.2, 1, 1, 1)  # contrast
+    rgb = rgb * u(0.8, 1.2, 1, 1, 1)  # brightness
+    return torch.cat([rgb.clamp(0, 1), out[:, 3:]], dim=1)
+
+
+def _to_chw(img: Any, size: tuple[int, int]) -> torch.Tensor:
     """One image as float ``(C, H, W)`` in [0, 1], C = 3 (RGB) or 4 (RGB + depth)."""
     if isinstance(img, (str, Path)):
         img = load_image(img)
@@ -38,14 +79,16 @@ def _to_chw(img: Any) -> torch.Tensor:
         raise BadInput("<image>", f"an image array must be (H, W), (H, W, 3) or (H, W, 4); got {a.shape}")
     if a.shape[-1] == 4:  # RGBA: drop alpha (composited on black would darken the room)
         a = a[..., :3]
-    t = torch.from_numpy(np.array(a)).permute(2, 0, 1).float()  # a writable copy
-    return t / 255.0 if a.dtype == np.uint8 else t
+    if a.dtype == np.uint8:
+        return torch.from_numpy(resize_pixels(np.ascontiguousarray(a), size))
+    return torch.from_numpy(np.array(a, dtype=np.float32)).permute(2, 0, 1)
 
 
 def prepare_images(image: Any, batch: int, size: tuple[int, int], use_depth: bool) -> torch.Tensor:
     """``(batch, 3|4, H, W)`` float: one image (broadcast) or a sequence/tensor of ``batch``.
 
-    Images are resized to ``size`` (bilinear). With ``use_depth`` an RGB image gets a zero depth
+    Images are resized to ``size`` as the training loader does (:func:`resize_pixels`; float
+    inputs: bilinear with antialiasing). With ``use_depth`` an RGB image gets a zero depth
     channel; depth maps (metres) are expected already scaled to [0, 1] by the caller.
     """
     if torch.is_tensor(image) and image.ndim == 4 or isinstance(image, (list, tuple)):
@@ -54,9 +97,14 @@ def prepare_images(image: Any, batch: int, size: tuple[int, int], use_depth: boo
         items = [image]
     if len(items) not in (1, batch):
         raise BadInput("<image>", f"{len(items)} images for a batch of {batch}")
-    chw = [_to_chw(i) for i in items]
+    chw = [_to_chw(i, size) for i in items]
     out = torch.stack(
-        [F.interpolate(c[None], size=size, mode="bilinear", align_corners=False)[0] for c in chw]
+        [
+            c
+            if tuple(c.shape[-2:]) == tuple(size)
+            else F.interpolate(c[None], size=size, mode="bilinear", align_corners=False, antialias=True)[0]
+            for c in chw
+        ]
     )
     if use_depth and out.shape[1] == 3:
         out = torch.cat([out, torch.zeros_like(out[:, :1])], dim=1)

@@ -1,9 +1,14 @@
 """Training objectives of one converter, shared by the trainer and the tests.
 
-``diffusion_step`` draws times and noise, runs the network once and returns the diffusion loss
-(MSE between the network's output and the process's regression target: noise for ``vp``,
-velocity for ``flow``) together with the one-step target estimate, which the style and cycle
-losses of mutual learning use without running a sampler.
+The network's training pass (:meth:`mvsd.models.net.MVSDNet.forward`) returns the U-Net's output,
+what it should have been (noise for ``vp``, velocity for ``flow``) and the one-step refined
+spectrogram; the losses here compare them:
+
+* :func:`diffusion_loss` — MSE of the output against its regression target;
+* :func:`style_loss` — L1 between compressed magnitudes (MVSD's "style" loss);
+* :func:`envelope_loss` — L1 between the time-frequency energy envelopes (dB) of the physical
+  first estimate and the target over whole clips: teaches the room head where no RIR is known;
+* :func:`mvsd.models.room.room_loss` — parameter and decay-curve losses where the RIR is known.
 """
 
 from __future__ import annotations
@@ -11,32 +16,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mvsd.models.net import MVSDNet
+ENVELOPE_FFT, ENVELOPE_HOP, ENVELOPE_BANDS = 512, 256, 16
+ENVELOPE_RANGE_DB = 60.0  # below the target's loudest cell by more than this: not compared
 
 
-def diffusion_step(
-    net: MVSDNet,
-    process,
-    target: torch.Tensor,
-    source: torch.Tensor,
-    image: torch.Tensor,
-    generator: torch.Generator | None = None,
-    start_fraction: float = 0.0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Spectrograms ``target, source (B, 2, F, N)``, ``image (B, C, H, W)`` ->
-    (diffusion loss (scalar), one-step estimate of the target ``(B, 2, F, N)``).
-
-    ``start_fraction`` (flow only): the share of samples trained at ``t = 0``, the only time a
-    1-step sampler evaluates; the rest draw ``t`` uniformly as usual."""
-    b = target.shape[0]
-    t = process.sample_times(b, target.device, generator)
-    if start_fraction > 0 and process.name == "flow":
-        at_start = torch.rand(b, device=target.device, generator=generator) < start_fraction
-        t = torch.where(at_start, torch.zeros_like(t), t)
-    noise = torch.randn(target.shape, generator=generator, device=target.device, dtype=target.dtype)
-    x_t, want = process.training_pair(target, source, t, noise)
-    out = net(x_t, source, t, image)
-    return F.mse_loss(out, want), process.estimate_target(x_t, t, out, source)
+def diffusion_loss(out: dict) -> torch.Tensor:
+    return F.mse_loss(out["output"], out["want"])
 
 
 def style_loss(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -47,3 +32,22 @@ def style_loss(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def magnitude(spec: torch.Tensor) -> torch.Tensor:
     """``(B, 2, F, N)`` (real, imag) -> ``(B, F, N)`` magnitude."""
     return torch.sqrt(spec[:, 0] ** 2 + spec[:, 1] ** 2 + 1e-12)
+
+
+def envelope_db(audio: torch.Tensor) -> torch.Tensor:
+    """``(B, T)`` -> ``(B, ENVELOPE_BANDS, frames)``: energy in dB per linear-frequency band and
+    16 ms frame."""
+    window = torch.hann_window(ENVELOPE_FFT, device=audio.device, dtype=audio.dtype)
+    z = torch.stft(audio, ENVELOPE_FFT, ENVELOPE_HOP, window=window, center=True, return_complex=True)
+    power = (z.real**2 + z.imag**2)[:, 1:]  # drop DC: 256 bins
+    power = power.unflatten(1, (ENVELOPE_BANDS, -1)).mean(2)
+    return 10 * torch.log10(power + 1e-10)
+
+
+def envelope_loss(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean |dB difference| / 10 of :func:`envelope_db`, where the target is within
+    :data:`ENVELOPE_RANGE_DB` of its loudest cell (both floored there)."""
+    want = envelope_db(target)
+    floor = want.amax(dim=(1, 2), keepdim=True) - ENVELOPE_RANGE_DB
+    got = torch.maximum(envelope_db(estimate), floor)
+    return (got - torch.maximum(want, floor)).abs().mean() / 10.0

@@ -80,7 +80,9 @@ def test_synth_rir_has_the_t60_and_drr_it_was_given():
     rir = ac.synth_rir(t60, drr, zeros, torch.zeros(2), 3 * FS, noise)
     assert rir.shape == (2, 3 * FS) and torch.isfinite(rir).all()
     for i in range(2):
-        assert ac.measure_drr(rir[i].numpy(), direct=ac.DIRECT_INDEX) == pytest.approx(float(drr[i]), abs=0.01)
+        assert ac.measure_drr(rir[i].numpy(), direct=ac.DIRECT_INDEX) == pytest.approx(
+            float(drr[i]), abs=0.01
+        )
         measured = ac.band_t60(rir[i, ac.DIRECT_INDEX :].double())
         assert torch.allclose(measured.float(), t60[i], rtol=0.15), (measured, t60[i])
     # broadband: the 1 kHz band dominates speech-weighted energy only loosely; check range only
@@ -158,7 +160,9 @@ def test_dereverb_estimate_removes_the_tail_after_a_burst():
 
 
 def test_room_targets_and_loss_are_zero_for_the_true_room():
-    room = Room(torch.tensor([[1.0, 0.9, 0.8, 0.7, 0.6, 0.5]]), torch.tensor([1.0]), torch.zeros(1, 6), torch.zeros(1))
+    room = Room(
+        torch.tensor([[1.0, 0.9, 0.8, 0.7, 0.6, 0.5]]), torch.tensor([1.0]), torch.zeros(1, 6), torch.zeros(1)
+    )
     noise = ac.band_noise(1, 2 * FS, torch.Generator().manual_seed(3))
     rir = ac.synth_rir(room.t60, room.drr_db, room.band_db, room.early_db, 2 * FS, noise)
     tg = room_targets(rir)

@@ -12,7 +12,7 @@ from mvsd.data.manifest import read_manifest
 from mvsd.data.sample import DECODERS
 from mvsd.data.shards import iter_shard
 from mvsd.images import prepare_images
-from mvsd.losses import diffusion_step, magnitude, style_loss
+from mvsd.losses import diffusion_loss, magnitude, style_loss
 from mvsd.sim.synth import synth
 
 STEPS = 600
@@ -52,15 +52,15 @@ def test_tiny_converter_overfits(tmp_path, direction):
     conv = Converter.new(direction, model, seed=0)
     images = prepare_images([s["image.jpg"] for s in samples], 2, model.image_size, model.use_depth)
     stft = Spectrogram()
-    src, tgt = stft(source), stft(target)
     opt = torch.optim.Adam(conv.net.parameters(), lr=5e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=5e-3, total_steps=STEPS)
     gen = torch.Generator().manual_seed(0)
     losses = []
     for _ in range(STEPS):
-        loss, estimate = diffusion_step(conv.net, conv.process, tgt, src, images, gen)
+        out = conv.net(conv.process, source, target, images, (0, SEGMENT), gen)
+        loss = diffusion_loss(out)
         opt.zero_grad()
-        (loss + style_loss(estimate, tgt)).backward()
+        (loss + style_loss(out["refined"], out["target"])).backward()
         opt.step()
         sched.step()
         losses.append(loss.item())

@@ -26,7 +26,14 @@ def batch(kinds, seed=0):
     has_reverb = torch.tensor(
         [k in ("paired", "reverb_only", "pseudo_reverb", "pseudo_clean") for k in kinds]
     )
+    # a decaying-noise RIR (direct sound at sample 40) for the paired samples only
+    t = torch.arange(8000) / 16000
+    rir = torch.randn(b, 8000, generator=g) * torch.exp(-6.9 * t / 0.5) * 0.1
+    rir[:, 40] = 1.0
+    has_rir = torch.tensor([k == "paired" for k in kinds])
     return {
+        "rir": rir * has_rir[:, None],
+        "has_rir": has_rir,
         "clean": clean * has_clean[:, None],
         "reverb": reverb * has_reverb[:, None],
         "image": torch.rand(b, 3, 96, 128, generator=g),
@@ -50,6 +57,10 @@ def test_paired_batch_has_every_term(params):
         "reverb/style",
         "dereverb/diffusion",
         "dereverb/style",
+        "reverb/room",
+        "dereverb/room",
+        "reverb/envelope",
+        "dereverb/envelope",
         "cycle/clean",
         "cycle/reverb",
         "total",
@@ -66,6 +77,8 @@ def test_pseudo_pairs_train_only_the_other_converter(params):
     assert not any(k.startswith("cycle/") for k in only_d)
     only_r = compute_losses(state, batch(["pseudo_clean"]), params.train)
     assert "reverb/diffusion" in only_r and "dereverb/diffusion" not in only_r
+    # no RIR known: no room-parameter loss, but R's room head still learns from the envelope
+    assert "reverb/room" not in only_r and "reverb/envelope" in only_r
 
 
 def test_step_updates_weights_ema_and_counts(params):

@@ -19,6 +19,7 @@ A batch is a dict::
     image                             (B, 3, H, W) float32 in [0, 1], (H, W) = cfg.image_size
     has_clean, has_reverb, has_image  (B,) bool
     rt60                              (B,) float32 seconds, nan where unknown
+    rir, has_rir                      (B, RIR_SAMPLES) float32 (zero-padded or cut), (B,) bool
     key                               list[str]
     meta                              list[dict], the ``json`` member
 
@@ -56,6 +57,7 @@ from mvsd.data.manifest import MANIFEST
 from mvsd.data.sample import KINDS, SPLITS
 from mvsd.data.shards import iter_shard
 from mvsd.errors import BadInput
+from mvsd.images import resize_pixels
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ log = logging.getLogger(__name__)
 # or this many samples in a row fail to decode, the data is broken; stop with an error instead.
 MAX_EMPTY_SHARDS = 100
 MAX_BAD_SAMPLES = 1000
+RIR_SAMPLES = 48000  # rir.npy in a batch: 3 s at 16 kHz (the room head's supervision)
 
 
 # -- selecting shards from the manifest -----------------------------------------------------------
@@ -121,7 +124,7 @@ def select_shards(dataset: str, splits=None, kinds=None, where=None) -> tuple[li
 
 
 def load_image(data: bytes, size: tuple[int, int]) -> np.ndarray:
-    """``(3, H, W)`` float32 in [0, 1], resized (Pillow bilinear) to ``size = (H, W)``.
+    """``(3, H, W)`` float32 in [0, 1], resized by :func:`mvsd.images.resize_pixels` to ``size = (H, W)``.
 
     Like :func:`mvsd.data.sample.decode_image` (grayscale/RGBA converted to RGB), but a JPEG far
     larger than ``size`` is decoded at 1/2..1/8 scale first (``draft``), which costs a fraction of
@@ -130,13 +133,8 @@ def load_image(data: bytes, size: tuple[int, int]) -> np.ndarray:
     h, w = size
     with Image.open(io.BytesIO(data)) as im:
         im.draft(None, (w, h))
-        im = im.convert("RGB")
-        if im.size != (w, h):
-            im = im.resize((w, h), Image.Resampling.BILINEAR)
-        pixels = np.asarray(im)  # (H, W, 3) uint8
-    chw = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)
-    chw *= np.float32(1 / 255)
-    return chw
+        pixels = np.asarray(im.convert("RGB"))  # (H, W, 3) uint8
+    return resize_pixels(pixels, size)  # the same resize as inference (mvsd.images)
 
 
 def _mono(data: bytes) -> np.ndarray:
@@ -181,6 +179,9 @@ def decode_sample(
     reverb = _mono(members["reverb.flac"]) if "reverb.flac" in members else None
     image = load_image(members["image.jpg"], size) if "image.jpg" in members else None
     clean, reverb = crop_pair(clean, reverb, length, rng)
+    rir = None
+    if "rir.npy" in members:
+        rir = np.load(io.BytesIO(members["rir.npy"]), allow_pickle=False).astype(np.float32).reshape(-1)
     rt60 = meta.get("rt60_s")
     return {
         "clean": np.zeros(length, np.float32) if clean is None else clean,
@@ -190,11 +191,13 @@ def decode_sample(
         "has_reverb": reverb is not None,
         "has_image": image is not None,
         "rt60": np.float32(math.nan if rt60 is None else rt60),
+        "rir": np.zeros(RIR_SAMPLES, np.float32) if rir is None else _fit(rir[:RIR_SAMPLES], RIR_SAMPLES),
+        "has_rir": rir is not None and bool(np.any(rir)),
         "meta": meta,
     }
 
 
-TENSOR_FIELDS = ("clean", "reverb", "image", "has_clean", "has_reverb", "has_image", "rt60")
+TENSOR_FIELDS = ("clean", "reverb", "image", "has_clean", "has_reverb", "has_image", "rt60", "rir", "has_rir")
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The denoiser: a 2-D U-Net over (frequency, time), conditioned on a room image.
 
-Inputs are the diffusion state ``x_t`` and the source spectrogram, each ``(B, 2, F, N)``
-(real, imag), stacked as 4 channels (MVSD uses the source spectrogram as content input). The
+Inputs are the diffusion state ``x_t``, the physical first estimate the process starts from and
+the converter's input spectrogram, each ``(B, 2, F, N)`` (real, imag), stacked as 6 channels
+(MVSD uses the source spectrogram as content input; :mod:`mvsd.models.room` makes the estimate). The
 condition enters in two ways (MVSD §3.2):
 
 * every residual block is FiLM-modulated (Perez et al. 2018) by one vector that sums the
@@ -90,7 +91,7 @@ class CrossAttention(nn.Module):
 
 class UNet(nn.Module):
     def __init__(
-        self, cfg: UNetConfig, embed_dim: int, token_dim: int, in_channels: int = 4, out_channels: int = 2
+        self, cfg: UNetConfig, embed_dim: int, token_dim: int, in_channels: int = 6, out_channels: int = 2
     ):
         super().__init__()
         self.cfg = cfg
@@ -108,6 +109,10 @@ class UNet(nn.Module):
             ResBlock(2 * a, b, cd, g) for a, b in zip(ch[::-1], ch[-2::-1] + ch[:1])
         )
         self.head = nn.Sequential(_norm(ch[0], g), nn.SiLU(), nn.Conv2d(ch[0], out_channels, 3, padding=1))
+        # Zero output at initialisation: an untrained flow leaves its start (the physical first
+        # estimate) unchanged, so refinement can only learn to improve on it.
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
 
     @property
     def multiple(self) -> int:
@@ -121,11 +126,14 @@ class UNet(nn.Module):
         t: torch.Tensor,
         embedding: torch.Tensor,
         tokens: torch.Tensor,
+        given: torch.Tensor,
     ) -> torch.Tensor:
-        """``x, source (B, 2, F, N)``, ``t (B,)``, ``embedding (B, E)``, ``tokens (B, M, D)`` -> ``(B, 2, F, N)``."""
+        """``x, source, given (B, 2, F, N)``, ``t (B,)``, ``embedding (B, E)``, ``tokens (B, M, D)``
+        -> ``(B, 2, F, N)``. ``source`` is the first estimate the process starts from, ``given``
+        the converter's input (dry speech for R, reverberant speech for D)."""
         n = x.shape[-1]
         pad = (-n) % self.multiple  # time frames up to a multiple of 2^levels; cropped at the end
-        h = self.stem(F.pad(torch.cat([x, source], dim=1), (0, pad)))
+        h = self.stem(F.pad(torch.cat([x, source, given], dim=1), (0, pad)))
         cond = self.time_mlp(timestep_embedding(t, self.cfg.cond_dim)) + self.image_proj(embedding)
         skips = []
         for i, block in enumerate(self.down_blocks):

@@ -30,6 +30,7 @@ from mvsd.config import Params, build
 from mvsd.converter import CheckpointError, Converter
 from mvsd.data.loader import make_loader
 from mvsd.errors import MvsdError
+from mvsd.train.room import pretrain_rooms
 from mvsd.train.state import DIRECTIONS, TrainState, unwrap
 from mvsd.train.step import train_step
 
@@ -48,7 +49,9 @@ def _batches(
     dataset: str, params: Params, kinds: list[str], batch: int, seed: int, steps: int
 ) -> Iterator[dict]:
     """An endless stream of batches of ``batch`` samples (resampled: equal on every rank)."""
-    cfg = replace(params.loader, batch_size=batch, segment_seconds=params.train.segment_seconds)
+    # Whole clips (model.segment_seconds): the physical estimate needs the tail; the step crops
+    # train.segment_seconds for the U-Net.
+    cfg = replace(params.loader, batch_size=batch, segment_seconds=params.model.segment_seconds)
     loader = make_loader(
         dataset, cfg, splits=["train"], kinds=kinds, seed=seed, epoch_samples=max(1, steps) * batch
     )
@@ -134,6 +137,11 @@ def train_loop_per_worker(config: dict) -> None:
             load_state_file(os.path.join(d, STATE_FILE), state)
     elif resume_file and os.path.exists(resume_file):
         load_state_file(resume_file, state)
+    elif not config.get("init_from") and t.room_steps > 0:
+        # round 0, from scratch: teach the image -> room head first (every rank alike; DDP then
+        # starts all ranks from rank 0's weights)
+        room_csv = str(Path(config["log_csv"]).with_name("room.csv")) if config.get("log_csv") and rank == 0 else None
+        pretrain_rooms(state, params, config["datasets"]["paired"], room_csv)
     if world > 1:
         for conv in state.converters.values():
             conv.net = ray.train.torch.prepare_model(conv.net, move_to_device=False)

@@ -1,16 +1,24 @@
-"""One mutual-learning training step for both converters (MVSD §3.3).
+"""One mutual-learning training step for both converters (MVSD §3.3), through the physical spine.
 
-Loss = Σ λ_k L_k over named terms (weights: ``train.lambdas`` in params.yaml):
+Each converter first makes a physical estimate of its output from the whole clip and the room its
+image suggests (:mod:`mvsd.models.room`), then its flow learns to refine that estimate on a crop
+(``train.segment_seconds``). Loss = Σ λ_k L_k over named terms (weights: ``train.lambdas``):
 
 * ``reverb/diffusion``, ``dereverb/diffusion`` — each converter's diffusion loss on the samples
   it learns from: R (dry -> room) on ``paired`` and ``pseudo_clean`` samples (whose dry side D
   made), D (room -> dry) on ``paired`` and ``pseudo_reverb`` samples (whose room side R made);
-* ``reverb/style``, ``dereverb/style`` — L1 between the one-step estimate's magnitudes and the
+* ``reverb/style``, ``dereverb/style`` — L1 between the one-step refined magnitudes and the
   target's (MVSD's style loss);
+* ``reverb/room``, ``dereverb/room`` — each room head against the room of a known RIR (per-band
+  T60, DRR, band decay curves; :func:`mvsd.models.room.room_loss`);
+* ``reverb/envelope``, ``dereverb/envelope`` — the physical estimate against the target's energy
+  envelope over the whole clip: teaches the room heads wherever a pair is real, RIR known or not
+  (so D's pseudo-clean outputs on reverb-only data teach R's head too). Every parameter of both
+  networks is in every step's graph, as DistributedDataParallel requires;
 * ``cycle/clean`` (dry -> R -> D -> dry) and ``cycle/reverb`` (room -> D -> R -> room) on paired
-  samples: the first converter's one-step estimate becomes the second's source, and the second's
-  one-step estimate is compared (L1 magnitudes) with the original. Every piece is differentiable,
-  so no sampler runs during training.
+  samples: the first converter's one-step output becomes the second's input (its physical
+  estimate included), and the second's one-step output is compared (L1 magnitudes) with the
+  original. Every piece is differentiable, so no sampler runs during training.
 
 The step returns ``dict[str, Tensor]`` of the named (unweighted) terms plus ``total``.
 """
@@ -22,11 +30,14 @@ import math
 import torch
 
 from mvsd.config import TrainConfig
-from mvsd.losses import diffusion_step, style_loss
+from mvsd.images import augment
+from mvsd.losses import diffusion_loss, envelope_loss, style_loss
+from mvsd.models.room import room_loss, room_targets
 from mvsd.train.state import TrainState
 
 # Which sample kinds each converter learns from (DESIGN.md: pseudo_reverb trains D, pseudo_clean R).
 LEARNS_FROM = {"reverb": ("paired", "pseudo_clean"), "dereverb": ("paired", "pseudo_reverb")}
+SAMPLE_RATE = 16000
 
 
 def kind_mask(batch: dict, kinds: tuple[str, ...], device: torch.device) -> torch.Tensor:
@@ -44,44 +55,70 @@ def loss_family(name: str) -> str:
     return "cycle" if group == "cycle" else kind
 
 
+def draw_crop(total: int, seconds: float, generator: torch.Generator | None) -> tuple[int, int]:
+    """``(offset, length)`` of the U-Net's training crop inside clips of ``total`` samples."""
+    n = min(total, round(seconds * SAMPLE_RATE))
+    off = int(torch.randint(0, total - n + 1, (1,), generator=generator)) if total > n else 0
+    return off, n
+
+
 def compute_losses(
     state: TrainState, batch: dict, cfg: TrainConfig, gen: torch.Generator | None = None
 ) -> dict[str, torch.Tensor]:
     """The named loss terms of one batch (module docstring) and their weighted ``total``."""
     r, d = state.converters["reverb"], state.converters["dereverb"]
     device = r.device
-    stft = r.stft
-    clean, reverb, image = (batch[k].to(device) for k in ("clean", "reverb", "image"))
-    spec = {"clean": stft(clean), "reverb": stft(reverb)}
+    wave = {k: batch[k].to(device) for k in ("clean", "reverb")}
+    image = batch["image"].to(device)
+    if cfg.augment:
+        image = augment(image, gen)
+    has_rir = batch.get("has_rir", torch.zeros(image.shape[0], dtype=torch.bool)).to(device)
+    crop = draw_crop(wave["clean"].shape[-1], cfg.segment_seconds, gen)
     terms: dict[str, torch.Tensor] = {}
-    estimates = {}
+    outs = {}
     for name, conv, src, tgt in (("reverb", r, "clean", "reverb"), ("dereverb", d, "reverb", "clean")):
         m = kind_mask(batch, LEARNS_FROM[name], device)
         if not m.any():
             continue
-        loss, est = diffusion_step(
-            conv.net, conv.process, spec[tgt][m], spec[src][m], image[m], gen, cfg.start_fraction
-        )
-        terms[f"{name}/diffusion"] = loss
-        terms[f"{name}/style"] = style_loss(est, spec[tgt][m])
-        estimates[name] = (m, est)
+        out = conv.net(conv.process, wave[src][m], wave[tgt][m], image[m], crop, gen, cfg.start_fraction)
+        terms[f"{name}/diffusion"] = diffusion_loss(out)
+        terms[f"{name}/style"] = style_loss(out["refined"], out["target"])
+        known = has_rir[m]
+        if cfg.lambdas.get("room", 0) > 0 and known.any():
+            targets = room_targets(batch["rir"].to(device)[m][known])
+            rir = (
+                out["rir"][known]
+                if out["rir"] is not None
+                else _synth_for_loss(out["room"].index(known), gen)
+            )
+            terms[f"{name}/room"] = room_loss(out["room"].index(known), rir, targets)
+        if cfg.lambdas.get("envelope", 0) > 0:
+            terms[f"{name}/envelope"] = envelope_loss(out["estimate"], wave[tgt][m])
+        outs[name] = (m, out)
     if cfg.lambdas.get("cycle", 0) > 0:
         paired = kind_mask(batch, ("paired",), device)
+        off, n = crop
         for first, conv2, orig in (("reverb", d, "clean"), ("dereverb", r, "reverb")):
-            if first not in estimates or not paired.any():
+            if first not in outs or not paired.any():
                 continue
-            m, est = estimates[first]
-            keep = paired[m]  # the first converter's estimates of paired samples
+            m, out = outs[first]
+            keep = paired[m]  # the first converter's outputs of paired samples
             if not keep.any():
                 continue
-            target = spec[orig][m][keep]
-            _, back = diffusion_step(
-                conv2.net, conv2.process, target, est[keep], image[m][keep], gen, cfg.start_fraction
-            )
-            terms[f"cycle/{orig}"] = style_loss(back, target)
+            mid = conv2.stft.inverse(out["refined"][keep], n)
+            target = wave[orig][m][keep][:, off : off + n]
+            back = conv2.net(conv2.process, mid, target, image[m][keep], (0, n), gen, cfg.start_fraction)
+            terms[f"cycle/{orig}"] = style_loss(back["refined"], back["target"])
     total = sum(cfg.lambdas.get(loss_family(k), 0.0) * v for k, v in terms.items())
     terms["total"] = total if torch.is_tensor(total) else torch.zeros((), device=device)
     return terms
+
+
+def _synth_for_loss(room, gen):
+    """D has no RIR of its own: synthesise one from its room for the decay-curve loss."""
+    from mvsd.models.room import rir_from_room
+
+    return rir_from_room(room, 3 * SAMPLE_RATE, gen)
 
 
 def train_step(
