@@ -40,3 +40,8 @@ class BadInput(MvsdError):
 class OutputError(MvsdError):
     """An output folder that must not be written: it holds the user's own files or an input, or
     another run is writing it now."""
+
+
+class Terminated(BaseException):
+    """The process got SIGTERM. A BaseException, like KeyboardInterrupt, so that no ``except
+    Exception`` (a builder quarantining one bad input) takes it for an input's failure."""

@@ -157,7 +157,13 @@ def parallel_map(
                 yield r
             return
         # spawn, not fork: a forked child of a process holding threads (Ray, torch) can deadlock.
-        with ProcessPoolExecutor(min(workers, len(items)), mp_context=get_context("spawn")) as ex:
+        ex = ProcessPoolExecutor(
+            min(workers, len(items)),
+            mp_context=get_context("spawn"),
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        )
+        try:
             pending = {ex.submit(fn, item) for item in items}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -165,6 +171,34 @@ def parallel_map(
                     r = fut.result()
                     advance(units(r))
                     yield r
+        except BaseException:
+            # A failure, Ctrl-C or SIGTERM: stop the workers now instead of waiting for their
+            # tasks (shutdown would), so nothing writes into the output after we return.
+            _stop_workers(ex)
+            raise
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: exit as soon as the parent process is gone (even after kill -9, which
+    runs no cleanup in the parent), so no orphan goes on writing shards into the output."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _stop_workers(ex: ProcessPoolExecutor) -> None:
+    processes = list((getattr(ex, "_processes", None) or {}).values())  # CPython keeps them here
+    for proc in processes:
+        proc.terminate()
+    for proc in processes:
+        proc.join(timeout=10)
 
 
 class _TaskRunner:
@@ -317,6 +351,9 @@ def build_dataset(
         for _ in parallel_map(runner, todo, workers, description, units=sum, total=total):
             pass
         version = consolidate(out, tasks, name, shards)
+    except BaseException:
+        remove_temp_files(out)  # of workers stopped mid-write; finished shards stay for a rerun
+        raise
     finally:
         unlock_folder(out)
     rows = json.loads((out / DATASET_JSON).read_text())
