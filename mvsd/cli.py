@@ -8,8 +8,10 @@ mvsd data verify datasets/simrooms
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +19,7 @@ import typer
 from rich.console import Console
 
 from mvsd.config import Params, load_params
-from mvsd.errors import MvsdError
+from mvsd.errors import MvsdError, Terminated
 
 app = typer.Typer(
     help="MVSD: visual acoustic matching and dereverberation. Every knob lives in params.yaml; "
@@ -41,16 +43,44 @@ SetOpt = Annotated[
 ]
 
 
+EXIT_FAILED = 2  # nothing done, or not all of it: bad arguments, params or inputs; no space left
+EXIT_TERMINATED = 143  # 128 + SIGTERM, the shell's convention
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def _friendly_errors(fn):
-    """Expected failures (bad input, bad params, missing files) print one clear line, exit 2."""
+    """Expected failures (bad input, bad params, missing files, a full disk) print one clear line
+    and exit 2; SIGTERM stops the command's workers, removes its temporary files and exits 143."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            previous = signal.signal(signal.SIGTERM, _terminate)
+        except ValueError:  # not the main thread: leave signals alone
+            previous = None
+        try:
             return fn(*args, **kwargs)
-        except (MvsdError, FileNotFoundError, ValueError) as e:
+        except (MvsdError, FileNotFoundError, NotADirectoryError, ValueError) as e:
             err.print(f"[bold red]error:[/] {e}")
-            raise typer.Exit(2) from None
+            raise typer.Exit(EXIT_FAILED) from None
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            where = f" writing {e.filename}" if e.filename else ""
+            err.print(
+                f"[bold red]error:[/] no space left on the device{where}; free some space and run "
+                "the command again (finished work is kept and resumed)"
+            )
+            raise typer.Exit(EXIT_FAILED) from None
+        except Terminated:
+            err.print("[bold red]terminated[/] (SIGTERM): workers stopped; run the command again to resume")
+            raise typer.Exit(EXIT_TERMINATED) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 

@@ -55,6 +55,8 @@ def write_shard(path: str | Path, samples: Iterable[tuple[str, dict[str, bytes]]
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        raise _naming(e, path) from None
     finally:
         tmp.unlink(missing_ok=True)
     return path.stat().st_size
@@ -71,8 +73,16 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        raise _naming(e, path) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _naming(e: OSError, path: Path) -> OSError:
+    """``e`` with ``path`` as its file name when it has none (a write or fsync error names no
+    file; "no space left" must say where)."""
+    return e if e.filename is not None else OSError(e.errno, e.strerror, str(path))
 
 
 def check_member_name(name: str, shard: str) -> tuple[str, str]:
