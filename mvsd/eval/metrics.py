@@ -37,8 +37,8 @@ from pesq import NoUtterancesError, pesq
 from pystoi import stoi as _pystoi
 from scipy.signal import correlate
 
-from mvsd.audio_io import SAMPLE_RATE
 from mvsd.acoustics import measure_drr, measure_rt60
+from mvsd.audio_io import SAMPLE_RATE
 
 MAX_LENGTH_MISMATCH = 512  # samples (32 ms); more than this is a bug upstream, not a rounding
 # AViTAR's STFT (facebookresearch/visual-acoustic-matching, vam/models/base_av_model.py, eval_mag)
