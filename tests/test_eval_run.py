@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import TINY_SIMROOMS
 
+from mvsd.acoustics import BANDS
 from mvsd.config import load_params
 from mvsd.converter import Converter
 from mvsd.eval.run import evaluate, markdown, write
@@ -37,11 +38,53 @@ def test_eval_writes_tables_and_oracles_score_as_oracles(setup, tmp_path):
         result.summary["vam/identity"]["stft_distance"][0]
         > 10 * result.summary["vam/oracle_rir"]["stft_distance"][0]
     )
+    for name in ("oracle_t60", "floor_envelope", "floor_expfit"):
+        assert ("vam", name) in systems
+    assert ("dereverb", "lebart_blind") in systems and ("dereverb", "lebart_oracle") in systems
     paths = write(result, tmp_path, "t")
     flat = json.loads(paths["json"].read_text())
     assert "vam/round-0/stft_distance" in flat and "vam/round-0/rtf" in flat
-    assert pq.read_table(paths["parquet"]).num_rows == len(result.rows)
+    table = pq.read_table(paths["parquet"])
+    assert table.num_rows == len(result.rows)
     assert "±" in paths["md"].read_text() and "| round-0 |" in markdown(result)
+    # the reverberator's room description against the true RIR: errors per band and DRR
+    for band in BANDS:
+        assert f"vam/round-0/room_t60_error_{band:g}" in flat
+    assert flat["vam/round-0/room_drr_error"] >= 0 and "vam/oracle_rir/room_drr_error" not in flat
+    assert "room_drr_error" in table.column_names  # though the first rows (baselines) lack it
+    rooms = result.rooms["round-0"]
+    assert rooms.pred_t60.shape == rooms.true_t60.shape == (2, len(BANDS)) and rooms.pred_drr.shape == (2,)
+    assert np.allclose(rooms.true_drr, [r["drr_db"] for r in _meta(setup, rooms.keys)])
+    assert "Room read from the image" in markdown(result)
+
+
+def _meta(root, keys):
+    from mvsd.eval.baselines import read_samples
+
+    by_key = {s.key: s for s in read_samples(root / "ds", ["test_unseen"])}
+    return [{"drr_db": by_key[k].drr} for k in keys]
+
+
+def test_baselines_are_skipped_for_samples_without_what_they_need(setup, monkeypatch):
+    import dataclasses
+
+    import mvsd.eval.run as run
+
+    real = run.read_samples
+
+    def no_rir_for_the_first(*args, **kwargs):
+        samples = real(*args, **kwargs)
+        if args[1] == ["test_unseen"]:
+            samples[0] = dataclasses.replace(samples[0], rir=None)
+        return samples
+
+    monkeypatch.setattr(run, "read_samples", no_rir_for_the_first)
+    result = evaluate(setup / "ds", "test_unseen", None, limit=2, wpe_val=2)
+    count = lambda system: sum(r["system"] == system for r in result.rows)  # noqa: E731
+    for system in ("oracle_rir", "oracle_t60", "floor_envelope", "floor_expfit", "lebart_oracle"):
+        assert count(system) == 1, system
+    assert count("retrieval") == 2 and count("lebart_blind") == 2
+    assert result.summary["vam/oracle_rir"]["stft_distance"][2] == 1  # n says so
 
 
 def test_blank_image_ablation_and_step_sweep(setup):
@@ -56,6 +99,10 @@ def test_blank_image_ablation_and_step_sweep(setup):
     )
     assert {r["system"] for r in result.rows} == {"r0-blank-image@1steps", "r0-blank-image@2steps"}
     assert set(result.timing) >= {"vam/r0-blank-image@1steps/rtf", "dereverb/r0-blank-image@2steps/rtf"}
+    rooms = result.rooms["r0-blank-image@1steps"]
+    assert rooms is result.rooms["r0-blank-image@2steps"]  # read once per round
+    assert np.allclose(rooms.pred_t60, rooms.blank_t60)  # a grey image in, the grey image's room out
+    assert "room_t60_error_1000" in result.summary["vam/r0-blank-image@2steps"]
 
 
 def test_blind_rt60_error_column(setup):

@@ -8,6 +8,16 @@ inverse; each output is scored with the family's metrics (:mod:`mvsd.eval.metric
 * ``metrics/<name>-samples.parquet``  one row per (sample, family, system) with every metric
 * ``metrics/<name>.md``            mean ± 95% confidence interval per system and metric
 
+A baseline that needs what a sample lacks (the RIR-based rows without ``rir.npy``) is left out
+for that sample (:class:`~mvsd.eval.baselines.MissingInput`); ``n`` in the summary says how many
+samples each mean covers.
+
+Each round's reverberator also describes the room it sees (``Converter.describe_room``): its
+per-band T60 and DRR are compared with the true RIR's (:class:`RoomComparison`, kept in
+:attr:`EvalResult.rooms` for the report's scatter plots) and the absolute errors join that
+system's VAM rows as ``room_t60_error_<band>`` (seconds, bands 125 ... 4000 Hz),
+``room_t60_error`` (mean over the bands) and ``room_drr_error`` (dB).
+
 Ablation flags: ``blank_image`` feeds the converters a uniform grey image instead of the room's
 (how much does the picture matter?); several ``rounds`` are evaluated side by side (paired-only
 round 0 vs a mutual-learning round).
@@ -18,20 +28,60 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mvsd import acoustics as ac
 from mvsd.audio_io import SAMPLE_RATE
 from mvsd.converter import Converter
-from mvsd.eval.baselines import BASELINES, BaselineContext, RirBank, read_samples, tune_wpe
+from mvsd.eval.baselines import (
+    BASELINES,
+    BaselineContext,
+    MissingInput,
+    RirBank,
+    read_samples,
+    tune_wpe,
+)
 from mvsd.eval.metrics import METRICS, Reference, score
 from mvsd.progress import progress_bar
 
 FAMILY_OF = {"reverb": "vam", "dereverb": "dereverb"}
+BAND_NAMES = tuple(f"{b:g}" for b in ac.BANDS)  # "125", ..., "4000"
+ROOM_METRICS = (*(f"room_t60_error_{b}" for b in BAND_NAMES), "room_t60_error", "room_drr_error")
+
+
+@dataclass(frozen=True)
+class RoomComparison:
+    """A reverberator's room description against the truth, one row per sample.
+
+    ``pred_*``: what the converter read from the image it was given (the room's, or grey with
+    ``blank_image``); ``blank_*``: from a uniform grey image (the ablation; the same for every
+    sample); ``true_*``: the true RIR's per-band T60 (NaN where unmeasurable or without a RIR) and
+    the sample's DRR."""
+
+    keys: list[str]
+    true_t60: np.ndarray  # (N, 6) seconds
+    pred_t60: np.ndarray  # (N, 6)
+    blank_t60: np.ndarray  # (N, 6)
+    true_drr: np.ndarray  # (N,) dB
+    pred_drr: np.ndarray  # (N,)
+    blank_drr: np.ndarray  # (N,)
+
+    def errors(self) -> list[dict[str, float]]:
+        """Per sample: ``room_t60_error_<band>``, their mean ``room_t60_error`` (over measurable
+        bands) and ``room_drr_error``, absolute, NaN where the truth is unknown."""
+        out = []
+        for i in range(len(self.keys)):
+            e = np.abs(self.pred_t60[i] - self.true_t60[i])
+            row = {f"room_t60_error_{b}": float(v) for b, v in zip(BAND_NAMES, e, strict=True)}
+            row["room_t60_error"] = float(np.nanmean(e)) if np.isfinite(e).any() else float("nan")
+            row["room_drr_error"] = float(abs(self.pred_drr[i] - self.true_drr[i]))
+            out.append(row)
+        return out
 
 
 @dataclass(frozen=True)
@@ -40,6 +90,7 @@ class EvalResult:
     rows: list[dict]  # per sample
     summary: dict[str, dict[str, tuple[float, float, int]]]  # "family/system" -> metric -> (mean, ci95, n)
     timing: dict[str, float]  # "family/system/rtf" -> processing seconds per second of audio
+    rooms: dict[str, RoomComparison] = field(default_factory=dict)  # VAM system -> room description
 
 
 def _reference(s, family: str) -> Reference:
@@ -48,22 +99,74 @@ def _reference(s, family: str) -> Reference:
     return Reference(target=s.clean)
 
 
-def baseline_outputs(samples, ctx: BaselineContext) -> dict[tuple[str, str], list[np.ndarray]]:
-    """Every baseline's outputs, ``(family, name) -> [one per sample]``."""
-    return {
-        (family, name): [fn(s, ctx) for s in samples]
-        for family, systems in BASELINES.items()
-        for name, fn in systems.items()
-    }
+def baseline_outputs(samples, ctx: BaselineContext) -> dict[tuple[str, str], list[np.ndarray | None]]:
+    """Every baseline's outputs, ``(family, name) -> [one per sample]``; ``None`` where the sample
+    lacks what the baseline needs (:class:`~mvsd.eval.baselines.MissingInput`)."""
+    out: dict[tuple[str, str], list[np.ndarray | None]] = {}
+    for family, systems in BASELINES.items():
+        for name, fn in systems.items():
+            out[(family, name)] = [_try(fn, s, ctx) for s in samples]
+    return out
+
+
+def _try(fn, s, ctx: BaselineContext) -> np.ndarray | None:
+    try:
+        return fn(s, ctx)
+    except MissingInput:
+        return None
+
+
+def true_room(samples) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, 6)`` per-band T60 of each sample's RIR (measured, NaN where a band does not decay
+    15 dB or the sample has no RIR) and ``(N,)`` DRR (the sample's, else its RIR's, else NaN)."""
+    t60 = np.full((len(samples), len(ac.BANDS)), np.nan)
+    drr = np.full(len(samples), np.nan)
+    for i, s in enumerate(samples):
+        if s.rir is not None:
+            h = np.asarray(s.rir, dtype=np.float64)
+            t60[i] = ac.band_t60_np(h[ac.onset(h) :])
+        if s.drr is not None:
+            drr[i] = s.drr
+        elif s.rir is not None:
+            drr[i] = ac.measure_drr(np.asarray(s.rir, dtype=np.float64))
+    return t60, drr
+
+
+def room_comparison(conv: Converter, samples, blank_image: bool = False) -> RoomComparison:
+    """What the reverberator ``conv`` reads from each sample's image (or a grey one with
+    ``blank_image``) and from a grey image, next to the truth (:func:`true_room`)."""
+    grey = [np.full_like(s.image, 128) for s in samples]
+    room = conv.describe_room(grey if blank_image else [s.image for s in samples], batch=len(samples))
+    blank = conv.describe_room(grey[0], batch=1)
+    true_t60, true_drr = true_room(samples)
+    n = len(samples)
+    return RoomComparison(
+        keys=[s.key for s in samples],
+        true_t60=true_t60,
+        pred_t60=room.t60.detach().cpu().double().numpy().reshape(n, -1),
+        blank_t60=np.repeat(blank.t60.detach().cpu().double().numpy().reshape(1, -1), n, axis=0),
+        true_drr=true_drr,
+        pred_drr=room.drr_db.detach().cpu().double().numpy().reshape(n),
+        blank_drr=np.repeat(blank.drr_db.detach().cpu().double().numpy().reshape(1), n),
+    )
 
 
 def converter_outputs(
-    round_dir: Path, label: str, samples, steps: int | None, blank_image: bool, timing: dict
+    round_dir: Path,
+    label: str,
+    samples,
+    steps: int | None,
+    blank_image: bool,
+    timing: dict,
+    rooms: dict | None = None,
 ) -> dict:
-    """Both converters' outputs for every sample; seconds per clip of audio go into ``timing``."""
+    """Both converters' outputs for every sample; seconds per clip of audio go into ``timing``;
+    with ``rooms``, the reverberator's :func:`room_comparison` goes into ``rooms[label]``."""
     out = {}
     for direction, family in FAMILY_OF.items():
         conv = Converter.from_checkpoint(round_dir / f"{direction}.safetensors", expect_direction=direction)
+        if rooms is not None and direction == "reverb":
+            rooms[label] = room_comparison(conv, samples, blank_image)
         x = np.stack([s.clean if direction == "reverb" else s.reverb for s in samples])
         images = [np.full_like(s.image, 128) if blank_image else s.image for s in samples]
         t0 = time.perf_counter()
@@ -99,27 +202,49 @@ def evaluate(
             baseline_outputs(samples, BaselineContext(bank=RirBank.from_dataset(dataset), wpe=wpe_params))
         )
     timing: dict[str, float] = {}
+    rooms: dict[str, RoomComparison] = {}
     for label, folder in (rounds or {}).items():
         tag = f"{label}-blank-image" if blank_image else label
+        found: dict[str, RoomComparison] = {}  # the room does not depend on the steps: read it once
         for k in sweep or [steps]:
             name = tag if not sweep else f"{tag}@{k}steps"
-            outputs.update(converter_outputs(Path(folder), name, samples, k, blank_image, timing))
+            outputs.update(
+                converter_outputs(
+                    Path(folder), name, samples, k, blank_image, timing, None if found else found
+                )
+            )
+            rooms[name] = next(iter(found.values()))
+    errors = {system: comparison.errors() for system, comparison in rooms.items()}
     rows = []
     with progress_bar("scoring", len(outputs) * len(samples)) as advance:
         for (family, system), preds in outputs.items():
-            for s, pred in zip(samples, preds):
+            for i, (s, pred) in enumerate(zip(samples, preds)):
+                advance(1)
+                if pred is None:  # the sample lacks what this baseline needs
+                    continue
+                room = errors[system][i] if family == "vam" and system in errors else {}
                 rows.append(
                     {
                         "key": s.key,
                         "family": family,
                         "system": system,
                         **score(pred, _reference(s, family), family),
+                        **room,
                     }
                 )
-                advance(1)
     if rt60_model is not None:  # RT60 error the second way: AViTAR's blind estimator, in batches
         add_blind_rt60(rows, outputs, samples, rt60_model)
-    return EvalResult(f"{split}", rows, summarize(rows), timing)
+    return EvalResult(f"{split}", rows, summarize(rows), timing, rooms)
+
+
+def merge(*results: EvalResult) -> EvalResult:
+    """One result from several evaluations of the same split (e.g. with pictures and with
+    ``blank_image``): rows, timing and room comparisons together, summary recomputed. The report
+    shows the image ablation table from such a result."""
+    rows = [r for res in results for r in res.rows]
+    timing = {k: v for res in results for k, v in res.timing.items()}
+    rooms = {k: v for res in results for k, v in res.rooms.items()}
+    return EvalResult(results[0].name, rows, summarize(rows), timing, rooms)
 
 
 def add_blind_rt60(rows: list[dict], outputs: dict, samples, model) -> None:
@@ -127,17 +252,17 @@ def add_blind_rt60(rows: list[dict], outputs: dict, samples, model) -> None:
     from mvsd.eval.rt60 import estimate_rt60
 
     truth = estimate_rt60(model, np.stack([s.reverb for s in samples]))
-    by_system = {
-        system: estimate_rt60(model, np.stack(preds))
-        for (family, system), preds in outputs.items()
-        if family == "vam"
-    }
+    by_system = {}
+    for (family, system), preds in outputs.items():
+        have = [i for i, p in enumerate(preds) if p is not None]
+        if family == "vam" and have:
+            est = estimate_rt60(model, np.stack([preds[i] for i in have]))
+            by_system[system] = dict(zip(have, est, strict=True))
     index = {s.key: i for i, s in enumerate(samples)}
     for r in rows:
         if r["family"] == "vam":
-            r["blind_rt60_error"] = float(
-                abs(by_system[r["system"]][index[r["key"]]] - truth[index[r["key"]]])
-            )
+            i = index[r["key"]]
+            r["blind_rt60_error"] = float(abs(by_system[r["system"]][i] - truth[i]))
 
 
 def rt60_estimator_for(dataset: str | Path, cache: str | Path = "checkpoints/rt60"):
@@ -162,7 +287,7 @@ def summarize(rows: list[dict]) -> dict[str, dict[str, tuple[float, float, int]]
     groups: dict[str, dict[str, list[float]]] = {}
     for r in rows:
         g = groups.setdefault(f"{r['family']}/{r['system']}", {})
-        for m in (*METRICS, "blind_rt60_error"):
+        for m in (*METRICS, "blind_rt60_error", *ROOM_METRICS):
             if m in r and r[m] is not None:
                 g.setdefault(m, []).append(r[m])
     out = {}
@@ -197,6 +322,24 @@ def markdown(result: EvalResult) -> str:
                 mean, ci, _ = result.summary[f"{family}/{system}"].get(m, (float("nan"), float("nan"), 0))
                 cells.append(f"{mean:.4g} ± {ci:.2g}")
             lines.append(f"| {system} | " + " | ".join(cells) + " |")
+    room_systems = [
+        g for g in result.summary if g.startswith("vam/") and "room_drr_error" in result.summary[g]
+    ]
+    if room_systems:
+        lines.append(f"\n**Room read from the image (reverberator's head vs the true RIR)**, {result.name}\n")
+        cols = [*(f"room_t60_error_{b}" for b in BAND_NAMES), "room_t60_error", "room_drr_error"]
+        lines.append(
+            "| system | "
+            + " | ".join(f"T60 {b} Hz (s) ↓" for b in BAND_NAMES)
+            + " | T60 mean (s) ↓ | DRR (dB) ↓ |"
+        )
+        lines.append("|---|" + "---:|" * len(cols))
+        for g in room_systems:
+            cells = []
+            for m in cols:
+                mean, ci, _ = result.summary[g].get(m, (float("nan"), float("nan"), 0))
+                cells.append(f"{mean:.3g} ± {ci:.2g}")
+            lines.append(f"| {g.split('/', 1)[1]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -212,7 +355,10 @@ def write(result: EvalResult, out_dir: str | Path, name: str) -> dict[str, Path]
         "md": out_dir / f"{name}.md",
     }
     paths["json"].write_text(json.dumps(flat, indent=2, sort_keys=True) + "\n")
-    pq.write_table(pa.Table.from_pylist(result.rows), paths["parquet"])
+    columns = list(dict.fromkeys(k for r in result.rows for k in r))  # every row's keys, not the first's
+    pq.write_table(
+        pa.Table.from_pylist([{k: r.get(k) for k in columns} for r in result.rows]), paths["parquet"]
+    )
     paths["md"].write_text(markdown(result))
     return paths
 
