@@ -10,8 +10,9 @@ from conftest import TINY_SIMROOMS
 
 from mvsd.config import load_params
 from mvsd.converter import Converter
+from mvsd.eval.baselines import BASELINES
 from mvsd.eval.report import make_report
-from mvsd.eval.run import evaluate
+from mvsd.eval.run import evaluate, merge
 from mvsd.sim.synth import synth
 
 CHECK = """<script>
@@ -27,19 +28,42 @@ window.addEventListener('load', async () => {
 </script></body>"""
 
 
-@pytest.mark.skipif(
-    shutil.which("chromium") is None, reason="Debian's chromium is not installed (make test installs it)"
-)
-def test_report_opens_from_disk_with_every_element(tmp_path):
-    synth(tmp_path / "ds", load_params(None, TINY_SIMROOMS))
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    synth(root / "ds", load_params(None, TINY_SIMROOMS))
     model = load_params(
         None, ["model.size=tiny", "model.steps=1", "model.segment_seconds=0.64", "model.overlap_seconds=0.16"]
     ).model
     for d in ("reverb", "dereverb"):
-        Converter.new(d, model).save(tmp_path / "round-0" / f"{d}.safetensors")
-    rounds = {"round-0": tmp_path / "round-0"}
-    result = evaluate(tmp_path / "ds", "test_unseen", rounds, limit=2, wpe_val=2)
-    page = make_report(tmp_path / "ds", "test_unseen", rounds, tmp_path / "report", n=2, result=result)
+        Converter.new(d, model).save(root / "round-0" / f"{d}.safetensors")
+    return root
+
+
+def test_report_shows_the_room_scatter_and_the_image_ablation(setup, tmp_path):
+    rounds = {"round-0": setup / "round-0"}
+    result = evaluate(setup / "ds", "test_unseen", rounds, limit=2, wpe_val=2)
+    blank = evaluate(setup / "ds", "test_unseen", rounds, limit=2, baselines=False, blank_image=True)
+    page = make_report(setup / "ds", "test_unseen", rounds, tmp_path / "a", n=1, result=merge(result, blank))
+    text = page.read_text()
+    assert "Room read from the image" in text and "Image ablation" in text
+    for j, label in enumerate(("round-0", "round-0-blank-image")):
+        assert f"src='media/room-{j}.png' alt='room scatter {label}'" in text
+        assert (tmp_path / "a" / "media" / f"room-{j}.png").read_bytes()[:4] == b"\x89PNG"
+    assert "<td>room_t60_error</td>" in text and "blank / picture" in text
+    # without an evaluation the scatter reads the report's own samples; no round, no scatter
+    text = make_report(setup / "ds", "test_unseen", rounds, tmp_path / "b", n=1).read_text()
+    assert "alt='room scatter round-0'" in text and "Image ablation" not in text
+    assert "room scatter" not in make_report(setup / "ds", "test_unseen", {}, tmp_path / "c", n=1).read_text()
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="Debian's chromium is not installed (make test installs it)"
+)
+def test_report_opens_from_disk_with_every_element(setup, tmp_path):
+    rounds = {"round-0": setup / "round-0"}
+    result = evaluate(setup / "ds", "test_unseen", rounds, limit=2, wpe_val=2)
+    page = make_report(setup / "ds", "test_unseen", rounds, tmp_path / "report", n=2, result=result)
     text = page.read_text()
     assert "round-0" in text and "Ground truth" in text and "±" in text
     probe = page.with_name("probe.html")
@@ -52,7 +76,8 @@ def test_report_opens_from_disk_with_every_element(tmp_path):
     found = re.search(r'data-check="([^"]*)"', dom)
     assert found, "the page's check did not run"
     check = json.loads(found.group(1).replace("&quot;", '"'))
-    # 2 samples x (1 room image + 2 tasks x (source, truth, baselines, converter) spectrograms) + 2 plots
-    n_clips = 2 * (2 + 4 + 1 + 2 + 3 + 1)
-    assert check["audios"] == n_clips and check["images"] == n_clips + 2 + 2
+    # 2 samples x (1 room image + 2 tasks x (source, truth, baselines, converter) spectrograms)
+    # + 2 bar plots + 1 room scatter (round-0's reverberator)
+    n_clips = 2 * (2 + len(BASELINES["vam"]) + 1 + 2 + len(BASELINES["dereverb"]) + 1)
+    assert check["audios"] == n_clips and check["images"] == n_clips + 2 + 2 + 1
     assert check["bad"] == []

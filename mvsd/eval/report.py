@@ -3,8 +3,12 @@
 For a handful of test samples: the room image, then for each task (VAM: dry -> room;
 dereverberation: room -> dry) an audio player and a spectrogram for the source, the ground truth,
 every baseline and every round's converter; below them the metric tables (mean ± 95% CI of an
-``mvsd eval`` run on the same split) and bar plots. Every file is referenced by a relative path,
-so the folder can be copied anywhere and opened with a browser, no server.
+``mvsd eval`` run on the same split) and bar plots; for each round's reverberator, scatter plots
+of the room it reads from the picture (per-octave-band T60 and DRR, :class:`RoomComparison`)
+against the true RIR's, with what it reads from a blank grey image beside them; and, when the
+evaluation has ``--blank-image`` rows next to the picture rows, the image ablation table. Every
+file is referenced by a relative path, so the folder can be copied anywhere and opened with a
+browser, no server.
 """
 
 from __future__ import annotations
@@ -18,9 +22,17 @@ import soundfile as sf
 from PIL import Image
 
 from mvsd.audio_io import SAMPLE_RATE
+from mvsd.converter import Converter
 from mvsd.eval.baselines import BaselineContext, RirBank, read_samples
 from mvsd.eval.metrics import METRICS
-from mvsd.eval.run import EvalResult, baseline_outputs, converter_outputs
+from mvsd.eval.run import (
+    BAND_NAMES,
+    EvalResult,
+    RoomComparison,
+    baseline_outputs,
+    converter_outputs,
+    room_comparison,
+)
 
 TASKS = {"vam": ("clean", "reverb"), "dereverb": ("reverb", "clean")}  # family -> (source, truth)
 
@@ -74,6 +86,78 @@ def _bar_plot(summary: dict, family: str, metric: str, path: Path) -> None:
     plt.close(fig)
 
 
+def _room_scatter(c: RoomComparison, label: str, path: Path) -> None:
+    """Predicted vs true T60 (one panel per octave band, log axes) and DRR: a dot per sample from
+    its picture, a grey cross from a blank image; the diagonal is a perfect reading."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    fig, axes = plt.subplots(2, 4, figsize=(11, 5.5), dpi=90)
+    panels = [(f"T60 {b} Hz (s)", c.true_t60[:, k], c.pred_t60[:, k], c.blank_t60[:, k], True)
+              for k, b in enumerate(BAND_NAMES)]  # fmt: skip
+    panels.append(("DRR (dB)", c.true_drr, c.pred_drr, c.blank_drr, False))
+    for ax, (title, true, pred, blank, log) in zip(axes.flat, panels):
+        ok = np.isfinite(true) & np.isfinite(pred)
+        values = np.concatenate([true[ok], pred[ok], blank[ok]]) if ok.any() else np.array([0.1, 1.0])
+        lo, hi = float(values.min()), float(values.max())
+        lo, hi = (lo / 1.2, hi * 1.2) if log else (lo - 0.05 * (hi - lo) - 0.5, hi + 0.05 * (hi - lo) + 0.5)
+        ax.plot([lo, hi], [lo, hi], color="#999", lw=0.8)
+        ax.scatter(true[ok], blank[ok], marker="x", s=14, color="#aaa", label="blank image")
+        ax.scatter(true[ok], pred[ok], s=12, color="#4a6fa5", label="picture")
+        mae = float(np.mean(np.abs(pred[ok] - true[ok]))) if ok.any() else float("nan")
+        mae_blank = float(np.mean(np.abs(blank[ok] - true[ok]))) if ok.any() else float("nan")
+        ax.set_title(f"{title}\nMAE {mae:.2f} (blank image {mae_blank:.2f}), n={int(ok.sum())}", fontsize=8)
+        if log:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 4, 8) if lo <= t <= hi]
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_major_locator(FixedLocator(ticks))
+                axis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+                axis.set_minor_locator(NullLocator())
+                axis.set_minor_formatter(NullFormatter())
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("true", fontsize=7)
+        ax.set_ylabel("predicted", fontsize=7)
+    legend = axes.flat[-1]
+    legend.axis("off")
+    legend.legend(*axes.flat[0].get_legend_handles_labels(), loc="center", fontsize=9)
+    fig.suptitle(f"{label}: room read from the image vs the true RIR", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _ablation_html(summary: dict) -> str:
+    """Systems evaluated both with pictures and with ``--blank-image``: their means side by side."""
+    rows = []
+    for g, values in summary.items():
+        family, system = g.split("/", 1)
+        blank = summary.get(f"{family}/{system}-blank-image")
+        if blank is None or system.endswith("-blank-image"):
+            continue
+        for m in (
+            *[m for m, spec in METRICS.items() if spec.family == family],
+            "room_t60_error",
+            "room_drr_error",
+        ):
+            if m in values and m in blank:
+                a, b = values[m][0], blank[m][0]
+                ratio = f"{b / a:.2f}" if a else "-"
+                rows.append(f"<tr><th>{html.escape(family)}/{html.escape(system)}</th><td>{m}</td>"
+                            f"<td>{a:.4g}</td><td>{b:.4g}</td><td>{ratio}</td></tr>")  # fmt: skip
+    if not rows:
+        return ""
+    return ("<h2>Image ablation</h2><p>The same converters given a uniform grey image instead of the room's.</p>"
+            "<table><tr><th>system</th><th>metric</th><th>picture</th><th>blank image</th><th>blank / picture</th></tr>"
+            + "".join(rows) + "</table>")  # fmt: skip
+
+
 def _clip(out: Path, rel: str, x: np.ndarray) -> str:
     """Write a wav and its spectrogram; HTML for both."""
     wav, png = out / f"{rel}.wav", out / f"{rel}.png"
@@ -96,6 +180,25 @@ def _table_html(summary: dict, family: str) -> str:
             )
             rows.append(f"<tr><th>{html.escape(g.split('/', 1)[1])}</th>{cells}</tr>")
     return f"<table><tr><th>system</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _rooms_to_plot(
+    result: EvalResult | None, rounds: dict, dataset, split, samples
+) -> dict[str, RoomComparison]:
+    """The evaluation's room comparisons (one per round: a step sweep repeats the same one), else
+    each round's reverberator read on the report's own samples."""
+    if result is not None and result.rooms:
+        out: dict[str, RoomComparison] = {}
+        for name, c in result.rooms.items():
+            if not any(c is d for d in out.values()):
+                out[name.split("@")[0]] = c
+        return out
+    return {
+        label: room_comparison(
+            Converter.from_checkpoint(Path(folder) / "reverb.safetensors", expect_direction="reverb"), samples
+        )
+        for label, folder in rounds.items()
+    }
 
 
 def make_report(
@@ -136,7 +239,7 @@ def make_report(
             cells += [
                 (name, _clip(out, f"media/{i}-{task}-{name}", ys[i]))
                 for (family, name), ys in outputs.items()
-                if family == task
+                if family == task and ys[i] is not None  # None: the sample lacks what it needs
             ]
             row = "".join(f"<td><b>{html.escape(name)}</b><br>{c}</td>" for name, c in cells)
             parts.append(f"<h3>{title}</h3><table class='clips'><tr>{row}</tr></table>")
@@ -148,9 +251,20 @@ def make_report(
                 f"<h3>{family}</h3>{_table_html(result.summary, family)}<img src='media/plot-{family}.png' alt='{metric} plot'>"
             )
         (out / "metrics.json").write_text(json.dumps(result.summary, indent=1))
+        parts.append(_ablation_html(result.summary))
+    rooms = _rooms_to_plot(result, rounds, dataset, split, samples)
+    if rooms:
+        parts.append("<h2>Room read from the image</h2><p>Each round's reverberator: the per-band T60 "
+                     "and DRR its head reads from the picture (dots) and from a blank grey image "
+                     "(crosses) against the true RIR's.</p>")  # fmt: skip
+        for j, (label, comparison) in enumerate(rooms.items()):
+            _room_scatter(comparison, label, out / "media" / f"room-{j}.png")
+            parts.append(
+                f"<h3>{html.escape(label)}</h3><img class='scatter' src='media/room-{j}.png' alt='room scatter {html.escape(label)}'>"
+            )
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:.5em 0}"
              "td,th{border:1px solid #ccc;padding:4px;font-size:12px;vertical-align:top}img.room{width:256px}"
-             "img.spec{width:220px}audio{width:220px}")  # fmt: skip
+             "img.spec{width:220px}audio{width:220px}img.scatter{width:900px;max-width:100%}")  # fmt: skip
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>MVSD report</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"
     (out / "index.html").write_text(page)
     return out / "index.html"
