@@ -3,8 +3,10 @@
 * :mod:`mvsd.eval.metrics` — STFT distances (AViTAR's definition), RT60/DRR error through
   deconvolution, PESQ-WB, STOI, ESTOI, SI-SDR; the :data:`METRICS` registry.
 * :mod:`mvsd.eval.rt60` — AViTAR-style blind RT60 estimator (train, estimate, save, load).
-* :mod:`mvsd.eval.baselines` — identity / mean RIR / retrieval / oracle RIR for VAM, identity /
-  WPE / oracle dry for dereverberation, all ``fn(sample, ctx) -> (T,)``.
+* :mod:`mvsd.eval.baselines` — identity / mean RIR / retrieval / oracle RIR / oracle T60 (the
+  parametric RIR of the true room) / floor_envelope and floor_expfit (true band envelopes, new
+  noise) for VAM; identity / WPE / oracle dry / Lebart late-reverberation suppression with a
+  blind or the true T60 for dereverberation; all ``fn(sample, ctx) -> (T,)``.
 
 Typical use::
 
