@@ -28,6 +28,7 @@ and nothing is lost.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from flows import tasks
 from flows.common import main, params, plain, repository_lock
 from flows.evaluate import publish
 from mvsd.data.manifest import read_quarantine
+from mvsd.errors import printable
 from mvsd.train.rounds import check_dataset, pseudo_dir, round_dir
 
 INBOX_DATA = "datasets/inbox"  # every ingested batch and the ledger: one DVC-tracked folder
@@ -60,7 +62,8 @@ LEDGER_SCHEMA = pa.schema(
 
 def read_ledger(data: Path) -> pa.Table:
     f = data / "ledger.parquet"
-    return pq.read_table(f) if f.exists() else LEDGER_SCHEMA.empty_table()
+    # Parquet has no seconds unit: "at" comes back in ms; cast, so the next batch's rows append.
+    return pq.read_table(f).cast(LEDGER_SCHEMA) if f.exists() else LEDGER_SCHEMA.empty_table()
 
 
 @task(name="scan-inbox", retries=2, retry_delay_seconds=5)
@@ -91,7 +94,7 @@ def scan(inbox: str) -> list[dict]:
         found.append({"url": url, "file": rel, "kind": parts[0], "sha256": h.hexdigest()})
     if ignored:
         get_run_logger().warning(
-            "%d file(s) outside clean/ and reverb/ ignored, e.g. %s", len(ignored), ignored[0]
+            "%d file(s) outside clean/ and reverb/ ignored, e.g. %s", len(ignored), printable(ignored[0])
         )
     return found
 
@@ -156,16 +159,20 @@ def _process(inbox, dataset, run, checkpoints, out: Path, pd: dict, evaluate: bo
     log.info("inbox %s: %d new file(s) -> batch %s", inbox, len(new), batch)
 
     tasks.copy_files([(f["url"], f["file"]) for f in new], str(staging))
-    ingested, status = {}, {f["file"]: ("ingested", "") for f in new}
+    # Files are named by their printable inbox path (names that are not UTF-8 escaped), the form
+    # the quarantine table and the ledger hold.
+    ingested, status = {}, {printable(f["file"]): ("ingested", "") for f in new}
     for kind, source in KINDS.items():
         if not any(f["kind"] == kind for f in new):
             continue
         res = tasks.ingest(source, str(staging / kind), str(batch_dir / kind), pd, split="train")
+        # The quarantine names files by absolute path: compare with the absolute staging folder,
+        # whatever form (relative, through a link) ``data`` was given in.
+        kind_root = printable(os.path.realpath(staging / kind))
         for q in read_quarantine(res["dataset"]).to_pylist():
-            rel = Path(q["file"])
-            rel = rel.relative_to(staging / kind) if rel.is_absolute() else rel
-            reason = q["reason"].replace(str(staging / kind), inbox.rstrip("/") + f"/{kind}")
-            status[f"{kind}/{rel.as_posix()}"] = ("quarantined", reason)
+            rel = q["file"].removeprefix(kind_root + "/") if Path(q["file"]).is_absolute() else q["file"]
+            reason = q["reason"].replace(kind_root, inbox.rstrip("/") + f"/{kind}")
+            status[f"{kind}/{Path(rel).as_posix()}"] = ("quarantined", reason)
         if res["samples"]:
             ingested[kind] = res["dataset"]
     quarantined = {f: r for f, (s, r) in status.items() if s == "quarantined"}
@@ -197,11 +204,12 @@ def _process(inbox, dataset, run, checkpoints, out: Path, pd: dict, evaluate: bo
 
     now = pa.scalar(int(time.time()), pa.timestamp("s", tz="UTC"))
     rows = [
-        {"sha256": f["sha256"], "file": f["file"], "kind": f["kind"], "batch": batch,
-         "status": status[f["file"]][0], "reason": status[f["file"]][1], "at": now.as_py()}
+        {"sha256": f["sha256"], "file": printable(f["file"]), "kind": f["kind"], "batch": batch,
+         "status": status[printable(f["file"])][0], "reason": status[printable(f["file"])][1],
+         "at": now.as_py()}
         for f in new
     ] + [
-        {"sha256": f["sha256"], "file": f["file"], "kind": f["kind"], "batch": batch,
+        {"sha256": f["sha256"], "file": printable(f["file"]), "kind": f["kind"], "batch": batch,
          "status": "duplicate", "reason": "same content as another file of this batch", "at": now.as_py()}
         for f in dups
     ]  # fmt: skip

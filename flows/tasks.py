@@ -7,7 +7,9 @@ cache key (:func:`flows.common.key_fn`). Computing tasks are cached and never re
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -34,8 +36,25 @@ def _folder_listing(path: str) -> str:
     for f in sorted(root.rglob("*")) if path and root.exists() else []:
         if f.is_file():
             st = f.stat()
-            h.update(f"{f.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            name = os.fsencode(f.relative_to(root))  # bytes: names need not be UTF-8
+            h.update(name + f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
+
+
+def worth_retrying(task, task_run, state) -> bool:
+    """Prefect's retry condition for I/O tasks: retry what may pass (a network or storage blip),
+    not what cannot — a full disk, a file refused as bad input or a busy dataset folder."""
+    from mvsd.errors import MvsdError
+
+    try:
+        state.result(raise_on_failure=True)
+    except OSError as e:
+        return e.errno not in (errno.ENOSPC, errno.EDQUOT)
+    except MvsdError:
+        return False
+    except Exception:
+        return True
+    return True
 
 
 def _dataset_out(args: dict) -> str:
@@ -64,6 +83,7 @@ def synth(out: str, params_dict: dict, speech_dir: str | None = None) -> dict:
     extra=lambda a: _folder_listing(a["path"]),
     retries=2,
     retry_delay_seconds=5,
+    retry_condition_fn=worth_retrying,
 )
 def ingest(source: str, path: str, out: str, params_dict: dict, split: str | None = None) -> dict:
     """A source folder -> shards + manifest. Bad files are quarantined, not fatal."""
@@ -177,7 +197,7 @@ def evaluate(
 # -- files and versions --------------------------------------------------------------------------
 
 
-@task(name="copy-files", retries=2, retry_delay_seconds=5)
+@task(name="copy-files", retries=2, retry_delay_seconds=5, retry_condition_fn=worth_retrying)
 def copy_files(files: list[tuple[str, str]], dest: str) -> int:
     """Copy ``(url or path, relative name)`` pairs into ``dest`` (fsspec, so s3:// works), each
     atomically; files already there with the same size are kept (a retried copy resumes)."""
