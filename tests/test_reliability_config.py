@@ -46,6 +46,8 @@ runner = CliRunner()
         ("train.batch_size=0", "train.batch_size = 0"),
         ("train.threads_per_worker=-1", "train.threads_per_worker = -1"),
         ("train.object_store_mb=10", "train.object_store_mb = 10"),
+        ("train.room_batch=0", "train.room_batch = 0"),
+        ("model.rir_seconds=-1", "model.rir_seconds = -1.0"),
         ("pseudo.chunk=0", "pseudo.chunk = 0"),
         ("pseudo.threads=0", "pseudo.threads = 0"),
         ("pseudo.max_distance=-1", "pseudo.max_distance = -1.0"),
