@@ -17,7 +17,9 @@ never touch DVC or the datasets at once):
    a room image from the paired dataset), trains the next round on paired data + every
    pseudo-pair set so far, and evaluates it beside the previous round (metrics, report, artifact);
 4. writes the ledger, then versions ``datasets/inbox`` (a new dataset version) and the new round
-   with DVC, commits the ``.dvc`` files and pushes them to the DVC remote.
+   with DVC, commits the ``.dvc`` files and pushes them to the DVC remote. A push that fails
+   (the remote is down) fails the run with DVC's reason and stays pending: every later run
+   pushes it again first, until it succeeds.
 
 The inbox itself is never modified. A run that fails part-way leaves it as it was and writes no
 ledger rows; the retry finds the same files, hence the same batch, and every step resumes or is
@@ -28,6 +30,7 @@ and nothing is lost.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -99,6 +102,32 @@ def scan(inbox: str) -> list[dict]:
     return found
 
 
+def _pending_file() -> Path:
+    # In DVC's own scratch folder: git ignores it, and it is not inside any tracked dataset.
+    return Path.cwd() / ".dvc" / "tmp" / "mvsd-pending-push.json"
+
+
+def pending_pushes() -> list[str]:
+    """``.dvc`` files an earlier run committed but could not push (the remote was down)."""
+    f = _pending_file()
+    return json.loads(f.read_text()) if f.exists() else []
+
+
+def push_pending(new: list[str]) -> list[str]:
+    """Push ``new`` and every push still pending. The list is written before the push and
+    removed after it, so a failed push (whose cause the error shows) is retried by the next run,
+    even one that finds nothing new in the inbox. Returns what was pushed."""
+    targets = sorted(set(pending_pushes()) | set(new))
+    if not targets:
+        return []
+    f = _pending_file()
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps(targets))
+    tasks.dvc_push(targets)
+    f.unlink()
+    return targets
+
+
 def latest_round(checkpoints: str, run: str) -> int | None:
     ks = [
         int(p.name.split("-")[1])
@@ -153,6 +182,8 @@ def _process(inbox, dataset, run, checkpoints, out: Path, pd: dict, evaluate: bo
     summary: dict = {"inbox": inbox, "files": len(files), "new": len(new), "duplicates": len(dups)}
     if not new:
         log.info("inbox %s: %d file(s), none new", inbox, len(files))
+        if version and tasks.is_dvc_repo() and pending_pushes():
+            summary["dvc"] = push_pending([])  # what an earlier run could not push
         return summary
     batch = hashlib.sha256("".join(sorted(f["sha256"] for f in new)).encode()).hexdigest()[:12]
     staging, batch_dir = out / ".staging" / batch, out / batch
@@ -222,7 +253,7 @@ def _process(inbox, dataset, run, checkpoints, out: Path, pd: dict, evaluate: bo
     if version and tasks.is_dvc_repo():
         tracked = [str(out)] + ([summary["round"]] if "round" in summary else [])
         dvc_files = tasks.dvc_add(tracked, f"inbox batch {batch}: {summary['ingested']} file(s)")
-        tasks.dvc_push(dvc_files)
+        push_pending(dvc_files)
         summary["dvc"] = dvc_files
     elif version:
         log.warning("not a git + DVC repository: %s and the new round are not versioned", out)

@@ -224,9 +224,8 @@ DVC = [sys.executable, "-m", "dvc"]  # the DVC of this environment, whatever PAT
 def _run(cmd: list[str], cwd: Path) -> str:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(cmd)} failed in {cwd} (exit {proc.returncode}):\n{proc.stderr[-2000:]}"
-        )
+        said = "\n".join(x for x in (proc.stdout[-1000:].strip(), proc.stderr[-2000:].strip()) if x)
+        raise RuntimeError(f"{' '.join(cmd)} failed in {cwd} (exit {proc.returncode}):\n{said}")
     return proc.stdout
 
 
@@ -261,9 +260,10 @@ def dvc_add(paths: list[str], message: str, repo: str | None = None) -> list[str
 
 @task(name="dvc-push", retries=2, retry_delay_seconds=10)
 def dvc_push(targets: list[str], repo: str | None = None) -> None:
-    """Push ``targets`` (``.dvc`` files or stage names) to the default DVC remote."""
+    """Push ``targets`` (``.dvc`` files or stage names) to the default DVC remote. Not --quiet:
+    that would hide why a push failed (a remote that is down, read-only or full)."""
     root = Path(repo) if repo else Path.cwd()
-    _run([*DVC, "push", "--quiet", *targets], root)
+    _run([*DVC, "push", *targets], root)
     get_run_logger().info("pushed to the DVC remote: %s", ", ".join(targets))
 
 

@@ -87,3 +87,28 @@ def test_a_full_disk_is_not_retried(harness, tmp_path):
             assert client.read_task_run(run_id).run_count == 1  # not retried
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_push_to_a_remote_that_is_down_says_why_and_is_retried(harness, tmp_path, monkeypatch):
+    """Case 19: the run fails with DVC's reason; the ledger keeps the files from being ingested
+    twice, and the next run, though it finds nothing new, pushes what is pending."""
+    from conftest import init_git_dvc
+
+    from flows.inbox import inbox, pending_pushes
+
+    monkeypatch.chdir(tmp_path)
+    init_git_dvc(tmp_path)  # its remote is ./dvc-remote
+    (tmp_path / "dvc-remote").write_text("not a folder: the remote is broken")
+    box = tmp_path / "inbox"
+    (box / "clean").mkdir(parents=True)
+    (box / "clean" / "broken.wav").write_bytes(b"RIFF....WAVEfmt this is not audio")
+    ov = [f"orchestration.inbox={box}", "orchestration.dataset=nowhere"]  # dvc: true (default)
+
+    with pytest.raises(RuntimeError, match=r"dvc push .*failed.*\n(.|\n)*Not a directory"):
+        inbox(overrides=ov)
+    assert pending_pushes() == ["datasets/inbox.dvc"]
+
+    (tmp_path / "dvc-remote").unlink()  # the remote is back
+    s = inbox(overrides=ov)
+    assert s["new"] == 0 and s["dvc"] == ["datasets/inbox.dvc"], s
+    assert pending_pushes() == [] and any(p.is_file() for p in (tmp_path / "dvc-remote").rglob("*"))
