@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 import traceback
 from collections import Counter
@@ -182,8 +183,21 @@ def parallel_map(
 
 def _exit_with_parent(parent: int) -> None:
     """Worker initializer: exit as soon as the parent process is gone (even after kill -9, which
-    runs no cleanup in the parent), so no orphan goes on writing shards into the output."""
+    runs no cleanup in the parent), so no orphan goes on writing shards into the output.
+
+    On Linux the kernel kills the worker when its parent dies (PR_SET_PDEATHSIG), even in the
+    middle of a long C call that holds the GIL; elsewhere a thread watches the parent's pid.
+    """
     import threading
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
 
     def watch() -> None:
         while os.getppid() == parent:
