@@ -49,7 +49,11 @@ def init_ray(params: Params) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True, runtime_env=hook)
     else:
+        # Without RAY_ADDRESS always a private instance: ray.init() would otherwise join a Ray
+        # the user started with `ray start` (or follow its stale address file) and then refuse
+        # the resources given here. To use a running cluster, set RAY_ADDRESS.
         ray.init(
+            address="local",
             num_cpus=os.cpu_count(),
             include_dashboard=False,
             object_store_memory=params.train.object_store_mb * 2**20,

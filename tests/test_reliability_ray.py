@@ -1,0 +1,62 @@
+"""Issue 12, case 16: a Ray the user started (`ray start --head`) does not break our commands."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+RAY = Path(sys.executable).with_name("ray")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ray_pids() -> set[int]:
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return {int(line.split()[0]) for line in out.splitlines() if "ray" in line and line.split()[0].isdigit()}
+
+
+def _stop(before: set[int]) -> None:
+    """Kill the Ray processes that appeared during the test (the user's `ray start` and its
+    workers), not Rays that were running before it."""
+    for pid in _ray_pids() - before - {os.getpid()}:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.mark.skipif(not RAY.exists(), reason="ray CLI not installed")
+def test_a_running_ray_does_not_capture_our_commands():
+    # the default temp dir: `ray start` leaves its address where ray.init() looks for one
+    port = _free_port()
+    before = _ray_pids()
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    started = subprocess.run(
+        [str(RAY), "start", "--head", "--num-cpus=1", f"--port={port}",
+         "--include-dashboard=false", "--disable-usage-stats"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    try:
+        assert started.returncode == 0, started.stderr[-2000:]
+        code = (
+            "import os, ray; from mvsd.config import load_params; from mvsd.train.distributed import init_ray; "
+            "init_ray(load_params(None)); print('CPUS', int(ray.cluster_resources()['CPU']), os.cpu_count())"
+        )
+        t0 = time.time()
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+        assert run.returncode == 0, run.stderr[-3000:]
+        cpus, cores = run.stdout.split("CPUS")[1].split()
+        # a private instance with our resources, not the user's 1-CPU cluster
+        assert int(cpus) == int(cores), run.stdout
+        assert time.time() - t0 < 300
+    finally:
+        _stop(before)
