@@ -52,7 +52,9 @@ def test_a_running_ray_does_not_capture_our_commands():
             "init_ray(load_params(None)); print('CPUS', int(ray.cluster_resources()['CPU']), os.cpu_count())"
         )
         t0 = time.time()
-        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+        run = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+        )
         assert run.returncode == 0, run.stderr[-3000:]
         cpus, cores = run.stdout.split("CPUS")[1].split()
         # a private instance with our resources, not the user's 1-CPU cluster
