@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from scipy.signal import fftconvolve
 
+from mvsd.acoustics import measure_drr, measure_rt60
 from mvsd.audio_io import SAMPLE_RATE, scale_pair
 from mvsd.data.sample import Sample
 from mvsd.eval import metrics as m
@@ -36,7 +37,6 @@ from mvsd.eval.baselines import (
     tune_wpe,
 )
 from mvsd.eval.rt60 import Rt60Estimator, blind_rt60_error, estimate_rt60, train_rt60_estimator
-from mvsd.acoustics import measure_drr, measure_rt60
 
 
 def synthetic(n: int, seconds: float = 2.56) -> list[Sample]:

@@ -1,5 +1,6 @@
 """Issue 12, case 16: a Ray the user started (`ray start --head`) does not break our commands."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -28,10 +29,8 @@ def _stop(before: set[int]) -> None:
     """Kill the Ray processes that appeared during the test (the user's `ray start` and its
     workers), not Rays that were running before it."""
     for pid in _ray_pids() - before - {os.getpid()}:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 @pytest.mark.skipif(not RAY.exists(), reason="ray CLI not installed")
