@@ -95,10 +95,10 @@ def test_killed_training_resumes_to_the_same_step_count(dataset, tmp_path):
 
     info = json.loads((tmp_path / "ck" / "t" / "round-0" / "round.json").read_text())
     assert info["steps"] == 8
-    steps = [
-        int(line.split(",")[8])
-        for line in (tmp_path / "ck" / "t" / "round-0-losses.csv").read_text().splitlines()[1:]
-    ]
+    import csv
+
+    with open(tmp_path / "ck" / "t" / "round-0-losses.csv") as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f)]
     assert steps[-1] == 8 and len(steps) == len(set(steps))  # resumed: no step logged twice
 
 

@@ -140,20 +140,34 @@ def train_loop_per_worker(config: dict) -> None:
     elif not config.get("init_from") and t.room_steps > 0:
         # round 0, from scratch: teach the image -> room head first (every rank alike; DDP then
         # starts all ranks from rank 0's weights)
-        room_csv = str(Path(config["log_csv"]).with_name("room.csv")) if config.get("log_csv") and rank == 0 else None
+        room_csv = (
+            str(Path(config["log_csv"]).with_name("room.csv"))
+            if config.get("log_csv") and rank == 0
+            else None
+        )
         pretrain_rooms(state, params, config["datasets"]["paired"], room_csv)
     if world > 1:
         for conv in state.converters.values():
             conv.net = ray.train.torch.prepare_model(conv.net, move_to_device=False)
-    gen = torch.Generator().manual_seed(t.seed * 1000 + rank * 100_003 + state.step)
-    batches = mixed_batches(params, config["datasets"], seed=t.seed + 7919 * state.step)
+    # A resumed round continues exactly where the checkpoint left it: the generator's state is
+    # restored and the (seeded) data stream skips the batches already used, so a killed and
+    # resumed round ends with the weights of an uninterrupted one.
+    gen = torch.Generator().manual_seed(t.seed * 1000 + rank * 100_003 + (state.step if rank else 0))
+    if state.rng is not None and rank == 0:  # the checkpoint holds rank 0's generator
+        gen.set_state(state.rng)
+    batches = mixed_batches(params, config["datasets"], seed=t.seed)
+    for _ in range(state.batches_used):
+        next(batches)
     log = _CsvLog(config.get("log_csv") if rank == 0 else None, resume_step=state.step)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=t.use_gpu and t.bf16)
     skipped_in_a_row, t0, start = 0, time.perf_counter(), state.step
     while state.step < t.steps:
         before = state.skipped_steps
+        batch = next(batches)
+        state.batches_used += 1
         with autocast:
-            terms = train_step(state, next(batches), t, gen)
+            terms = train_step(state, batch, t, gen)
+        state.rng = gen.get_state()
         skipped_in_a_row = skipped_in_a_row + 1 if state.skipped_steps > before else 0
         if skipped_in_a_row >= t.max_nan_steps:
             raise TrainingError(
@@ -200,6 +214,18 @@ class _CsvLog:
         self.fields: list[str] | None = None
         if path and resume_step == 0 and os.path.exists(path):
             os.remove(path)
+        elif path and os.path.exists(path):  # rows after the checkpoint will be written again
+            with open(path, newline="") as f:
+                rows = list(csv.reader(f))
+            step = rows[0].index("step") if rows and "step" in rows[0] else None
+            if step is not None:
+                keep = [rows[0]] + [
+                    r for r in rows[1:] if len(r) > step and int(float(r[step])) <= resume_step
+                ]
+                tmp = f"{path}.tmp-{os.getpid()}"
+                with open(tmp, "w", newline="") as f:
+                    csv.writer(f).writerows(keep)
+                os.replace(tmp, path)
 
     def write(self, metrics: dict) -> None:
         if not self.path:

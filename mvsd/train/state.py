@@ -23,6 +23,8 @@ class TrainState:
     optimizers: dict[str, torch.optim.Optimizer]
     step: int = 0
     skipped_steps: int = 0  # steps whose loss was not finite (skipped, not applied)
+    batches_used: int = 0  # batches drawn from the data stream (a resume skips as many)
+    rng: torch.Tensor | None = None  # the training generator's state (a resume restores it)
     counters: dict[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -43,7 +45,13 @@ class TrainState:
                 e.copy_(b)
 
     def state_dict(self) -> dict[str, torch.Tensor | dict]:
-        out: dict = {"step": torch.tensor(self.step), "skipped_steps": torch.tensor(self.skipped_steps)}
+        out: dict = {
+            "step": torch.tensor(self.step),
+            "skipped_steps": torch.tensor(self.skipped_steps),
+            "batches_used": torch.tensor(self.batches_used),
+        }
+        if self.rng is not None:
+            out["rng"] = self.rng
         for d, c in self.converters.items():
             out[f"{d}.net"] = unwrap(c.net).state_dict()
             out[f"{d}.ema"] = c.ema.state_dict()
@@ -53,6 +61,8 @@ class TrainState:
     def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])
         self.skipped_steps = int(state["skipped_steps"])
+        self.batches_used = int(state.get("batches_used", self.step + self.skipped_steps))
+        self.rng = state.get("rng")
         for d, c in self.converters.items():
             unwrap(c.net).load_state_dict(state[f"{d}.net"])
             c.ema.load_state_dict(state[f"{d}.ema"])
