@@ -46,3 +46,24 @@ def test_disk_full_is_one_line_naming_the_path(small_disk, tmp_path, workers):
     assert len(line.splitlines()) == 1 and "Traceback" not in line, r.output
     assert line.startswith(f"error: no space left on the device writing {out}/"), line
     assert not [p for p in small_disk.rglob("*") if ".tmp-" in p.name]
+
+
+def test_training_checkpoint_on_a_full_disk_names_the_file_and_leaves_nothing(small_disk):
+    """Case 17, training side: torch's "basic_ios::clear: iostream error" becomes ENOSPC naming the
+    checkpoint, its temporary file is removed, and stale temporaries of a killed run go at start."""
+    import errno
+
+    from mvsd.config import load_params
+    from mvsd.train.loop import _save, remove_stale_temporaries
+    from mvsd.train.state import TrainState
+
+    params = load_params(None, ["model.size=small"])  # a few MB of weights: more than the disk
+    state = TrainState.new(params.model, params.train)
+    target = small_disk / "state.pt"
+    with pytest.raises(OSError) as info:
+        _save(state, target)
+    assert info.value.errno == errno.ENOSPC and str(target) in str(info.value)
+    assert list(small_disk.iterdir()) == []  # no half checkpoint, no temporary file
+    (small_disk / "state.pt.tmp-12345").write_bytes(b"left by a killed run")
+    remove_stale_temporaries(target)
+    assert list(small_disk.iterdir()) == []

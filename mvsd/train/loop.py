@@ -16,8 +16,10 @@ Batches mix paired samples with the accepted pseudo-pairs of earlier rounds in t
 from __future__ import annotations
 
 import csv
+import errno
 import math
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -86,8 +88,25 @@ def _save(state: TrainState, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    torch.save(state.state_dict(), tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:  # closed on failure too, so a full disk gets its space back
+            torch.save(state.state_dict(), f)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        tmp.unlink(missing_ok=True)
+        # torch reports a full disk as "basic_ios::clear: iostream error" or "PytorchStreamWriter
+        # failed writing file": say what it is, naming the file
+        full = getattr(e, "errno", None) == errno.ENOSPC or shutil.disk_usage(path.parent).free < 64 * 2**20
+        if full:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from None
+        raise
+
+
+def remove_stale_temporaries(path: str | Path) -> None:
+    """Temporary files of :func:`_save` that a killed run left next to ``path``."""
+    path = Path(path)
+    for tmp in path.parent.glob(path.name + ".tmp-*"):
+        tmp.unlink(missing_ok=True)
 
 
 def load_state_file(path: str | Path, state: TrainState) -> None:
@@ -132,6 +151,8 @@ def train_loop_per_worker(config: dict) -> None:
         _init_from(state, config["init_from"])
     checkpoint = ray.train.get_checkpoint()
     resume_file = config.get("resume_file")
+    if resume_file and rank == 0:
+        remove_stale_temporaries(resume_file)
     if checkpoint:
         with checkpoint.as_directory() as d:
             load_state_file(os.path.join(d, STATE_FILE), state)
