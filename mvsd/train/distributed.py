@@ -14,11 +14,13 @@ starts from), so a changed knob (``dvc exp run -S train.lr=...``) never resumes 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import shutil
+import traceback
 from pathlib import Path
 
 import torch
@@ -124,7 +126,13 @@ def fit_round(
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
     )
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except Exception as e:  # Ray wraps the worker's error: a full disk should still read as one
+        text = "".join(traceback.format_exception(e))
+        if "No space left on device" in text:
+            raise OSError(errno.ENOSPC, "No space left on device", str(config["resume_file"])) from None
+        raise
     info = {"run": run, "round": k, "datasets": datasets, "fingerprint": fp}
     if t.workers == 0 or result.checkpoint is None:  # local mode: only our own file persists
         export_round(params, Path(config["resume_file"]), out, info)
