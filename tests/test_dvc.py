@@ -30,15 +30,20 @@ def repo(tmp_path_factory):
 
 def test_dvc_repro_runs_the_whole_pipeline_then_is_a_no_op(repo):
     out = sh(repo, "dvc", "repro")
-    for stage in ("synth", "train_round0", "pseudo_round0", "train_round1", "evaluate"):
+    stages = {"synth", "train_round0", "pseudo_round0", "train_round1", "evaluate", "evaluate_blank_image"}
+    for stage in stages:
         assert f"Running stage '{stage}'" in out
     assert (repo / "reports" / "demo" / "index.html").exists()
     metrics = json.loads((repo / "metrics" / "demo.json").read_text())
-    assert "vam/round-1/stft_distance" in metrics and "dereverb/round-0/si_sdr" in metrics
+    # each round refined (1 step) and its physical first estimate alone (0 steps)
+    for key in ("vam/round-1@1steps/stft_distance", "vam/round-1@0steps/rt60_error", "dereverb/round-0@1steps/si_sdr"):
+        assert key in metrics, sorted(metrics)[:20]
+    blank = json.loads((repo / "metrics" / "demo-blank-image.json").read_text())
+    assert "vam/round-1-blank-image/stft_distance" in blank, sorted(blank)[:20]
     r1 = json.loads((repo / "checkpoints" / "demo" / "round-1" / "round.json").read_text())
     assert r1["steps"] == 2 and any("simrooms-pseudo" in p for p in r1["datasets"]["pseudo"])
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {"synth", "train_round0", "pseudo_round0", "train_round1", "evaluate"}
+    assert set(lock["stages"]) == stages
     assert lock["stages"]["train_round0"]["params"]["params.yaml"]["train"]["steps"] == 2
 
     again = sh(repo, "dvc", "repro")
