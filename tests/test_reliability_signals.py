@@ -77,3 +77,26 @@ def test_sigterm_stops_workers_cleans_up_and_exits_143(tmp_path):
     ]  # fmt: skip
     assert not running(kids)
     assert not list(out.rglob("*.tmp-*"))
+
+
+def test_sigterm_stops_training_with_one_line_and_exit_143(tmp_path):
+    """Case 20, training: Ray's own SIGTERM handler (stack dump, abort, exit 134) does not replace ours."""
+    from conftest import TINY_TRAIN
+
+    from mvsd.config import load_params
+    from mvsd.sim.synth import synth
+
+    synth(tmp_path / "ds", load_params(None, TINY_SIMROOMS))
+    sets = [x for o in [*TINY_TRAIN, "train.steps=400", "train.workers=0"] for x in ("--set", o)]
+    cmd = [str(Path(sys.executable).parent / "mvsd"), "train", "--dataset", str(tmp_path / "ds"), "--run", "t",
+           "--checkpoints", str(tmp_path / "ck"), "--set", f"train.storage_path={tmp_path / 'ray'}", *sets]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "ck" / "t" / "round-0-losses.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (log.exists() and log.read_text().count("\n") >= 3):
+        time.sleep(0.5)
+    assert log.exists(), "training never started"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-3000:]
+    assert "terminated (SIGTERM)" in err and "Traceback" not in err and "SIGTERM received" not in err

@@ -20,6 +20,8 @@ import json
 import logging
 import os
 import shutil
+import signal
+import threading
 import traceback
 from pathlib import Path
 
@@ -48,6 +50,10 @@ def init_ray(params: Params) -> None:
     if ray.is_initialized():
         return
     hook = {"worker_process_setup_hook": "mvsd.train.distributed.quiet_worker_logs"}
+    # ray.init installs a SIGTERM handler that dumps a stack and aborts (exit 134); keep ours
+    # (mvsd.cli: stop cleanly, exit 143)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True, runtime_env=hook)
     else:
@@ -62,6 +68,8 @@ def init_ray(params: Params) -> None:
             log_to_driver=True,
             runtime_env=hook,
         )
+    if main and callable(previous):
+        signal.signal(signal.SIGTERM, previous)
 
 
 def threads_per_worker(params: Params) -> int:
@@ -130,6 +138,10 @@ def fit_round(
         result = trainer.fit()
     except Exception as e:  # Ray wraps the worker's error: a full disk should still read as one
         text = "".join(traceback.format_exception(e))
+        if "mvsd.errors.Terminated" in text:  # SIGTERM in the training function, wrapped by Ray
+            from mvsd.errors import Terminated
+
+            raise Terminated() from None
         if "No space left on device" in text:
             raise OSError(errno.ENOSPC, "No space left on device", str(config["resume_file"])) from None
         raise
