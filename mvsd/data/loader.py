@@ -54,7 +54,7 @@ from webdataset.utils import pytorch_worker_info
 from mvsd.audio_io import SAMPLE_RATE, decode_flac
 from mvsd.config import LoaderConfig
 from mvsd.data.manifest import MANIFEST
-from mvsd.data.sample import KINDS, SPLITS
+from mvsd.data.sample import KINDS, SPLITS, decode_npy
 from mvsd.data.shards import iter_shard
 from mvsd.errors import BadInput
 from mvsd.images import resize_pixels
@@ -181,7 +181,7 @@ def decode_sample(
     clean, reverb = crop_pair(clean, reverb, length, rng)
     rir = None
     if "rir.npy" in members:
-        rir = np.load(io.BytesIO(members["rir.npy"]), allow_pickle=False).astype(np.float32).reshape(-1)
+        rir = decode_npy(members["rir.npy"]).astype(np.float32).reshape(-1)
     rt60 = meta.get("rt60_s")
     return {
         "clean": np.zeros(length, np.float32) if clean is None else clean,

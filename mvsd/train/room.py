@@ -11,7 +11,6 @@ copy (both then go on learning in the main loop, each with its own weights).
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import math
 import time
@@ -37,6 +36,7 @@ def collect_rooms(dataset: str, params: Params) -> tuple[torch.Tensor, RoomTarge
     import numpy as np
 
     from mvsd.data.loader import load_image, select_shards
+    from mvsd.data.sample import decode_npy
     from mvsd.data.shards import iter_shard
 
     size = tuple(params.model.image_size)
@@ -51,11 +51,7 @@ def collect_rooms(dataset: str, params: Params) -> tuple[torch.Tensor, RoomTarge
                 if key not in keys or "rir.npy" not in members or "image.jpg" not in members:
                     continue
                 try:
-                    rir = (
-                        np.load(io.BytesIO(members["rir.npy"]), allow_pickle=False)
-                        .astype(np.float32)
-                        .reshape(-1)
-                    )
+                    rir = decode_npy(members["rir.npy"]).astype(np.float32).reshape(-1)
                     img = load_image(members["image.jpg"], size)
                 except Exception as e:  # corrupt members: skip the sample, as the loader does
                     log.warning("%s: skipping %r for the room head (%s)", url, key, e)

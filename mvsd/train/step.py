@@ -29,15 +29,15 @@ import math
 
 import torch
 
+from mvsd.audio_io import SAMPLE_RATE
 from mvsd.config import TrainConfig
 from mvsd.images import augment
 from mvsd.losses import diffusion_loss, envelope_loss, style_loss
-from mvsd.models.room import room_loss, room_targets
+from mvsd.models.room import rir_from_room, room_loss, room_targets
 from mvsd.train.state import TrainState
 
 # Which sample kinds each converter learns from (DESIGN.md: pseudo_reverb trains D, pseudo_clean R).
 LEARNS_FROM = {"reverb": ("paired", "pseudo_clean"), "dereverb": ("paired", "pseudo_reverb")}
-SAMPLE_RATE = 16000
 
 
 def kind_mask(batch: dict, kinds: tuple[str, ...], device: torch.device) -> torch.Tensor:
@@ -116,8 +116,6 @@ def compute_losses(
 
 def _synth_for_loss(room, gen):
     """D has no RIR of its own: synthesise one from its room for the decay-curve loss."""
-    from mvsd.models.room import rir_from_room
-
     return rir_from_room(room, 3 * SAMPLE_RATE, gen)
 
 
