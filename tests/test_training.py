@@ -147,3 +147,22 @@ def test_worker_killed_mid_training_is_retried(dataset, tmp_path, monkeypatch):
     out = fit_round(p, {"paired": str(dataset)}, tmp_path / "ck", "crash", 0)
     assert list((tmp_path / "ck" / "crash").glob("round-0-state-*.fault-injected"))  # it did die
     assert json.loads((out / "round.json").read_text())["steps"] == 4
+
+
+@pytest.mark.slow
+def test_full_disk_in_a_worker_is_not_retried(dataset, tmp_path, monkeypatch):
+    """Issue 12, case 17: a full disk cannot pass by retrying: one attempt, then ENOSPC naming
+    the file, although train.max_failures allows two retries."""
+    import errno
+
+    from mvsd.train.distributed import fit_round
+    from mvsd.train.loop import FAULT_STEP_ENV
+
+    monkeypatch.setenv(FAULT_STEP_ENV, "2:enospc")
+    p = params(tmp_path, "train.steps=4", "train.workers=1", "train.max_failures=2")
+    with pytest.raises(OSError) as info:
+        fit_round(p, {"paired": str(dataset)}, tmp_path / "ck", "full", 0)
+    assert info.value.errno == errno.ENOSPC and "round-0-state-" in str(info.value)
+    (marker,) = (tmp_path / "ck" / "full").glob("round-0-state-*.fault-injected")
+    assert marker.read_text().splitlines() == ["enospc at step 2"]  # fired once: no retry
+    assert not (tmp_path / "ck" / "full" / "round-0").exists()

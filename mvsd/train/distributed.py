@@ -4,7 +4,8 @@
   store and no dashboard.
 * ``fit_round``: run :func:`mvsd.train.loop.train_loop_per_worker` under a ``TorchTrainer``
   (``train.workers`` workers; 0 runs it in this process through Ray Train's local mode) with
-  ``FailureConfig`` retries, then export the round's converters to ``<run>/round-<k>/``.
+  up to ``train.max_failures`` retries from the last checkpoint (none for a full disk or a
+  SIGTERM: they cannot pass by retrying), then export the round's converters to ``<run>/round-<k>/``.
 
 A run is named ``<run>-round<k>-<fingerprint>`` under ``train.storage_path``: starting the same
 round again after a kill resumes from its last checkpoint and stops at the same total step count.
@@ -121,30 +122,43 @@ def fit_round(
         "fault_step": os.environ.get(FAULT_STEP_ENV),
     }
     t = params.train
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config=config,
-        scaling_config=ScalingConfig(
-            num_workers=t.workers, use_gpu=t.use_gpu, resources_per_worker=_resources(params)
-        ),
-        run_config=RunConfig(
-            name=f"{run}-round{k}-{fp[:12]}",
-            storage_path=storage,
-            failure_config=FailureConfig(max_failures=t.max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=2),
-        ),
-    )
-    try:
-        result = trainer.fit()
-    except Exception as e:  # Ray wraps the worker's error: a full disk should still read as one
-        text = "".join(traceback.format_exception(e))
-        if "mvsd.errors.Terminated" in text:  # SIGTERM in the training function, wrapped by Ray
-            from mvsd.errors import Terminated
 
-            raise Terminated() from None
-        if "No space left on device" in text:
-            raise OSError(errno.ENOSPC, "No space left on device", str(config["resume_file"])) from None
-        raise
+    def trainer(attempt: int):
+        return TorchTrainer(
+            train_loop_per_worker,
+            train_loop_config=config,
+            scaling_config=ScalingConfig(
+                num_workers=t.workers, use_gpu=t.use_gpu, resources_per_worker=_resources(params)
+            ),
+            run_config=RunConfig(
+                name=f"{run}-round{k}-{fp[:12]}" + (f"-retry{attempt}" if attempt else ""),
+                storage_path=storage,
+                failure_config=FailureConfig(max_failures=0),
+                checkpoint_config=CheckpointConfig(num_to_keep=2),
+            ),
+        )
+
+    # Retries are ours, not Ray's (FailureConfig would retry a full disk too): a failed attempt
+    # is started again from rank 0's resume file, unless what failed cannot pass by retrying.
+    for attempt in range(t.max_failures + 1):
+        try:
+            result = trainer(attempt).fit()
+            break
+        except Exception as e:  # Ray wraps the worker's error: read what it was
+            text = "".join(traceback.format_exception(e))
+            if "mvsd.errors.Terminated" in text:  # SIGTERM in the training function
+                from mvsd.errors import Terminated
+
+                raise Terminated() from None
+            if "No space left on device" in text:  # no retry: it cannot succeed
+                raise OSError(errno.ENOSPC, "No space left on device", str(config["resume_file"])) from None
+            if attempt == t.max_failures:
+                raise
+            log.warning(
+                "round %d: training failed (%s); retrying from the last checkpoint (%d of %d)",
+                k, str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__,
+                attempt + 1, t.max_failures,
+            )
     info = {"run": run, "round": k, "datasets": datasets, "fingerprint": fp}
     if t.workers == 0 or result.checkpoint is None:  # local mode: only our own file persists
         export_round(params, Path(config["resume_file"]), out, info)

@@ -219,11 +219,20 @@ def train_loop_per_worker(config: dict) -> None:
 
 
 def _maybe_die(step: int, fault_step: str | None, resume_file: str | None) -> None:
-    if fault_step != str(step) or not resume_file:
+    """Injected faults (tests): ``"3"`` kills the worker process once at step 3; ``"3:enospc"``
+    raises a full disk at step 3 every time. Each firing appends a line to a marker file."""
+    if not fault_step or not resume_file:
+        return
+    at, _, kind = fault_step.partition(":")
+    if at != str(step):
         return
     marker = Path(resume_file).with_suffix(".fault-injected")
-    if not marker.exists():
-        marker.touch()
+    fired = marker.exists()
+    with open(marker, "a") as f:
+        f.write(f"{kind or 'exit'} at step {step}\n")
+    if kind == "enospc":
+        raise OSError(errno.ENOSPC, "No space left on device", resume_file)
+    if not fired:
         os._exit(17)
 
 
