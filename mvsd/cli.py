@@ -346,6 +346,20 @@ def mutual(
     typer.echo(f"{run}: last round in {out} (copied to {checkpoints / 'latest'})")
 
 
+def round_labels(folders: list[Path]) -> dict[str, Path]:
+    """``{label: folder}`` for ``--round`` folders: ``round-1`` as it is, ``run/round-1`` when two
+    runs' rounds share a name, the path itself when that is not enough (none is dropped)."""
+    for label in (
+        lambda p: p.name if p.name.startswith("round") else str(p),
+        lambda p: f"{p.resolve().parent.name}/{p.name}",
+        str,
+    ):
+        names = [label(p) for p in folders]
+        if len(set(names)) == len(names):
+            return dict(zip(names, folders))
+    raise typer.BadParameter("the same --round folder is given twice", param_hint="--round")
+
+
 @app.command("eval")
 @_friendly_errors
 def eval_(
@@ -388,7 +402,7 @@ def eval_(
     """
     from mvsd.eval.run import markdown, run_evaluation
 
-    rounds = {p.name if p.name.startswith("round") else str(p): p for p in round_ or []}
+    rounds = round_labels(round_ or [])
     result, paths = run_evaluation(
         dataset,
         split,
@@ -430,7 +444,7 @@ def report(
     from mvsd.eval.report import make_report
     from mvsd.eval.run import evaluate
 
-    rounds = {p.name: p for p in round_ or []}
+    rounds = round_labels(round_ or [])
     result = evaluate(dataset, split, rounds, limit=limit)
     page = make_report(dataset, split, rounds, out, n=samples, result=result)
     typer.echo(f"report: {page.resolve()}")

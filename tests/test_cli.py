@@ -108,3 +108,13 @@ def test_clear_errors(files):
     assert r.exit_code == 2 and "missing.png: no such image" in r.output
     r = runner.invoke(app, ["synth", "--set", "simrooms.bogus=1"])
     assert r.exit_code == 2 and "unknown key" in r.output
+
+
+def test_round_labels_keep_every_round(tmp_path):
+    """Two runs' round-0 folders compared in one `mvsd eval` both get a row (one was dropped)."""
+    from mvsd.cli import round_labels
+
+    a, b = tmp_path / "runA" / "round-0", tmp_path / "runB" / "round-0"
+    assert list(round_labels([a, tmp_path / "runA" / "round-1"])) == ["round-0", "round-1"]
+    assert round_labels([a, b]) == {"runA/round-0": a, "runB/round-0": b}
+    assert list(round_labels([tmp_path / "x" / "ck"])) == [str(tmp_path / "x" / "ck")]

@@ -14,6 +14,7 @@ browser, no server.
 from __future__ import annotations
 
 import html
+import re
 import json
 from pathlib import Path
 
@@ -35,6 +36,11 @@ from mvsd.eval.run import (
 )
 
 TASKS = {"vam": ("clean", "reverb"), "dereverb": ("reverb", "clean")}  # family -> (source, truth)
+
+
+def _file_safe(name: str) -> str:
+    """A system name as a file name (labels like ``run/round-1`` hold a slash)."""
+    return re.sub(r"[^\w@.+-]", "_", name)
 
 
 def _spectrogram_png(x: np.ndarray, path: Path) -> None:
@@ -237,7 +243,7 @@ def make_report(
             cells = [("Source", _clip(out, f"media/{i}-{task}-source", getattr(s, src))),
                      ("Ground truth", _clip(out, f"media/{i}-{task}-truth", getattr(s, truth)))]  # fmt: skip
             cells += [
-                (name, _clip(out, f"media/{i}-{task}-{name}", ys[i]))
+                (name, _clip(out, f"media/{i}-{task}-{_file_safe(name)}", ys[i]))
                 for (family, name), ys in outputs.items()
                 if family == task and ys[i] is not None  # None: the sample lacks what it needs
             ]
