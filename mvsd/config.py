@@ -196,9 +196,9 @@ class TrainConfig:
     steps: int = 600  # optimizer steps per round (a resumed run ends at the same count)
     batch_size: int = 4  # samples per worker per step
     segment_seconds: float = 1.28  # U-Net training crops, cut from whole clips after the physical estimate
-    room_steps: int = 300  # round 0: steps teaching the image -> room head alone, before the main loop
+    room_steps: int = 600  # round 0: steps teaching the image -> room head alone, before the main loop
     room_batch: int = 32  # images per room step
-    room_lr_scale: float = 0.1  # learning rate of visual encoder + room head in the main loop, x lr
+    room_lr_scale: float = 0.0  # visual encoder + room head in the main loop: lr x this (0: frozen after pre-training)
     augment: bool = True  # colour, crop and flip augmentation of training images
     start_fraction: float = 0.5  # flow: share of each batch trained at t = 0 (what 1-step sampling uses)
     pseudo_fraction: float = 0.17  # share of each batch from accepted pseudo-pairs (rounds >= 1)

@@ -32,7 +32,7 @@ from mvsd.config import Params, build
 from mvsd.converter import CheckpointError, Converter
 from mvsd.data.loader import make_loader
 from mvsd.errors import MvsdError
-from mvsd.train.room import pretrain_rooms
+from mvsd.train.room import freeze_rooms, pretrain_rooms, rirs_known
 from mvsd.train.state import DIRECTIONS, TrainState, unwrap
 from mvsd.train.step import train_step
 
@@ -167,6 +167,12 @@ def train_loop_per_worker(config: dict) -> None:
             else None
         )
         pretrain_rooms(state, params, config["datasets"]["paired"], room_csv)
+    if rirs_known(config["datasets"]["paired"]):
+        if t.room_lr_scale == 0:
+            freeze_rooms(state)  # pre-trained on known RIRs: kept as they are
+    else:  # nothing to pre-train on: the head learns from the output losses, at the full rate
+        for opt in state.optimizers.values():
+            opt.param_groups[1]["lr"] = t.lr
     if world > 1:
         for conv in state.converters.values():
             conv.net = ray.train.torch.prepare_model(conv.net, move_to_device=False)

@@ -17,18 +17,48 @@ import time
 
 import torch
 
+from mvsd import acoustics as ac
 from mvsd.config import Params
 from mvsd.data.loader import RIR_SAMPLES
 from mvsd.images import augment
-from mvsd.models.room import RoomTargets, param_loss, room_targets
+from mvsd.models.room import EDC_HOP, Room, RoomTargets, edc_loss, param_loss, rir_from_room, room_targets
 from mvsd.train.state import TrainState
 
 log = logging.getLogger(__name__)
 MAX_SAMPLES = 4000  # images kept in memory (uint8, ~37 kB each at 96 x 128)
+EDC_SAMPLES = 4  # per room step, this many of the batch also get the decay-curve loss
 
 
-def collect_rooms(dataset: str, params: Params) -> tuple[torch.Tensor, RoomTargets]:
-    """(uint8 images ``(N, 3, H, W)``, targets) of the paired train samples with a known RIR.
+def rirs_known(dataset: str) -> bool:
+    """Whether the paired training samples of ``dataset`` carry their RIR (``rir.npy``), read
+    from the manifest alone. Without RIRs the room head has nothing to pre-train on and learns
+    in the main loop, from the output losses."""
+    from mvsd.data.loader import read_selection
+
+    try:
+        table = read_selection(dataset, ["train"], ["paired"], None)
+    except (FileNotFoundError, ValueError):
+        return False
+    if "sha256_rir_npy" not in table.column_names:
+        return False
+    return table.column("sha256_rir_npy").null_count < table.num_rows
+
+
+def freeze_rooms(state: TrainState) -> None:
+    """After pre-training, the visual encoder and room head of both converters stop learning:
+    the main loop's small batches and output losses (pseudo-pairs included) only made the head
+    worse, and letting the tail's band levels go on learning there made the estimate worse too
+    (BENCHMARKS.md). Their gradients are not computed at all, which also saves time."""
+    for conv in state.converters.values():
+        for part in (conv.net.visual, conv.net.room):
+            for p in part.parameters():
+                p.requires_grad_(False)
+
+
+def collect_rooms(
+    dataset: str, params: Params, splits: tuple[str, ...] = ("train",)
+) -> tuple[torch.Tensor, RoomTargets]:
+    """(uint8 images ``(N, 3, H, W)``, targets) of the paired samples of ``splits`` with a known RIR.
 
     Reads only the ``image.jpg`` and ``rir.npy`` members (no audio is decoded); a sample whose
     members do not decode is skipped with a warning, as the loader does."""
@@ -41,7 +71,7 @@ def collect_rooms(dataset: str, params: Params) -> tuple[torch.Tensor, RoomTarge
 
     size = tuple(params.model.image_size)
     try:
-        urls, keys = select_shards(dataset, ["train"], ["paired"])
+        urls, keys = select_shards(dataset, list(splits), ["paired"])
     except ValueError:
         urls, keys = [], set()
     images, rirs = [], []
@@ -107,8 +137,15 @@ def pretrain_rooms(state: TrainState, params: Params, dataset: str, log_csv: str
         if t.augment:
             img = augment(img, gen)
         room = net.room(net.visual(img)[0])
-        # parameters only: 4x cheaper than with the decay-curve loss, which the main loop adds
         loss = param_loss(room, targets.index(idx))
+        # band levels and the early part have no direct target: the decay-curve loss of a few
+        # synthesised RIRs teaches them (T60 and DRR detached: it would pull them off their targets)
+        k = min(EDC_SAMPLES, len(idx))
+        sub = room.index(torch.arange(k))
+        shape = Room(sub.t60.detach(), sub.drr_db.detach(), sub.band_db, sub.early_db)
+        truth = targets.index(idx[:k])
+        rir = rir_from_room(shape, ac.DIRECT_INDEX + truth.edc.shape[-1] * EDC_HOP, gen)
+        loss = loss + edc_loss(rir, truth)
         for g in opt.param_groups:  # cosine decay: the last steps settle instead of jumping
             g["lr"] = t.lr * 0.5 * (1 + math.cos(math.pi * step / t.room_steps))
         opt.zero_grad(set_to_none=True)

@@ -71,10 +71,8 @@ class TrainState:
 
 def make_optimizer(net: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
     """AdamW; the visual encoder and the room head at ``train.room_lr_scale`` x the learning
-    rate: after ``train.room_steps`` they are good, and batches of a few samples at the full
-    rate would undo that (measured on val: T60 error 0.23 s after the room steps, 0.62 s after
-    100 more at the full rate with batch 4, 0.32 s at a tenth of it)."""
-    slow = {id(p) for part in ("visual", "room") for p in getattr(net, part).parameters()}
+    rate (by default 0: what the room steps taught them is kept; :func:`mvsd.train.room.freeze_rooms`)."""
+    slow = {id(p) for part in (net.visual, net.room) for p in part.parameters()}
     groups = [
         {"params": [p for p in net.parameters() if id(p) not in slow], "lr": train.lr},
         {"params": [p for p in net.parameters() if id(p) in slow], "lr": train.lr * train.room_lr_scale},

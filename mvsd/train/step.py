@@ -12,9 +12,11 @@ image suggests (:mod:`mvsd.models.room`), then its flow learns to refine that es
 * ``reverb/room``, ``dereverb/room`` — each room head against the room of a known RIR (per-band
   T60, DRR, band decay curves; :func:`mvsd.models.room.room_loss`);
 * ``reverb/envelope``, ``dereverb/envelope`` — the physical estimate against the target's energy
-  envelope over the whole clip: teaches the room heads wherever a pair is real, RIR known or not
-  (so D's pseudo-clean outputs on reverb-only data teach R's head too). Every parameter of both
-  networks is in every step's graph, as DistributedDataParallel requires;
+  envelope over the whole clip: teaches the room heads wherever a pair is real, RIR known or not.
+  Both room terms are only computed while the heads learn: by default
+  (``train.room_lr_scale: 0``) a head pre-trained on known RIRs (:mod:`mvsd.train.room`) is frozen
+  with its visual encoder, because these small-batch terms, pseudo-pairs included, made it worse
+  (BENCHMARKS.md); on data without RIRs the heads learn from the envelope terms alone;
 * ``cycle/clean`` (dry -> R -> D -> dry) and ``cycle/reverb`` (room -> D -> R -> room) on paired
   samples: the first converter's one-step output becomes the second's input (its physical
   estimate included), and the second's one-step output is compared (L1 magnitudes) with the
@@ -34,7 +36,7 @@ from mvsd.config import TrainConfig
 from mvsd.images import augment
 from mvsd.losses import diffusion_loss, envelope_loss, style_loss
 from mvsd.models.room import rir_from_room, room_loss, room_targets
-from mvsd.train.state import TrainState
+from mvsd.train.state import TrainState, unwrap
 
 # Which sample kinds each converter learns from (DESIGN.md: pseudo_reverb trains D, pseudo_clean R).
 LEARNS_FROM = {"reverb": ("paired", "pseudo_clean"), "dereverb": ("paired", "pseudo_reverb")}
@@ -84,7 +86,9 @@ def compute_losses(
         terms[f"{name}/diffusion"] = diffusion_loss(out)
         terms[f"{name}/style"] = style_loss(out["refined"], out["target"])
         known = has_rir[m]
-        if cfg.lambdas.get("room", 0) > 0 and known.any():
+        # a frozen room head (pre-trained, train.room_lr_scale 0) learns nothing from these terms
+        learns_room = any(p.requires_grad for p in unwrap(conv.net).room.parameters())
+        if cfg.lambdas.get("room", 0) > 0 and known.any() and learns_room:
             targets = room_targets(batch["rir"].to(device)[m][known])
             rir = (
                 out["rir"][known]
@@ -92,7 +96,7 @@ def compute_losses(
                 else _synth_for_loss(out["room"].index(known), gen)
             )
             terms[f"{name}/room"] = room_loss(out["room"].index(known), rir, targets)
-        if cfg.lambdas.get("envelope", 0) > 0:
+        if cfg.lambdas.get("envelope", 0) > 0 and learns_room:
             terms[f"{name}/envelope"] = envelope_loss(out["estimate"], wave[tgt][m])
         outs[name] = (m, out)
     if cfg.lambdas.get("cycle", 0) > 0:
@@ -129,6 +133,10 @@ def train_step(
     """
     for conv in state.converters.values():
         conv.net.train()
+        net = unwrap(conv.net)
+        for part in (net.visual, net.room):  # frozen parts keep their batch-norm statistics too
+            if not any(p.requires_grad for p in part.parameters()):
+                part.eval()
     terms = compute_losses(state, batch, cfg, gen)
     total = terms["total"]
     for opt in state.optimizers.values():
