@@ -58,3 +58,21 @@ def test_crossfade_weights_blend_neighbours():
     assert y[0] == 1.0 and y[-1] == 0.0
     overlap = y[80:100]
     assert np.all(np.diff(overlap) < 0) and overlap.min() > 0 and overlap.max() < 1
+
+
+def test_gradients_are_finite_where_the_signal_is_exactly_zero():
+    """|z| and angle(z) have no derivative at z = 0: a training step once got NaN weights from a
+    silent stretch of a converter's output fed to the other converter (the cycle loss)."""
+    from mvsd.models.room import match_rms
+
+    s = Spectrogram()
+    x = torch.zeros(2, 4000)
+    x[0, 1000:2000] = torch.randn(1000)  # row 0: silence around a burst; row 1: all silence
+    x.requires_grad_(True)
+    spec = s(x)
+    y = s.inverse(spec * 1.0, 4000)
+    (spec.pow(2).sum() + y.pow(2).sum() + match_rms(y, x).sum()).backward()
+    assert torch.isfinite(x.grad).all() and x.grad[0].abs().sum() > 0
+    z = torch.zeros(1, 2, 256, 10, requires_grad=True)  # an all-zero spectrogram, inverted
+    s.inverse(z, 1152).sum().backward()
+    assert torch.isfinite(z.grad).all()

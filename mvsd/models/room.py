@@ -72,8 +72,8 @@ def rir_from_room(room: Room, length: int, generator: torch.Generator | None = N
 
 def match_rms(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``y (B, T)`` scaled to the RMS of ``like (B, T)`` (the datasets' level convention)."""
-    ry = y.pow(2).mean(-1, keepdim=True).sqrt()
-    rl = like.pow(2).mean(-1, keepdim=True).sqrt()
+    ry = (y.pow(2).mean(-1, keepdim=True) + 1e-20).sqrt()  # + floor: a silent row has a gradient
+    rl = (like.pow(2).mean(-1, keepdim=True) + 1e-20).sqrt()
     return y * (rl / ry.clamp(min=1e-8))
 
 
