@@ -166,3 +166,18 @@ def test_full_disk_in_a_worker_is_not_retried(dataset, tmp_path, monkeypatch):
     (marker,) = (tmp_path / "ck" / "full").glob("round-0-state-*.fault-injected")
     assert marker.read_text().splitlines() == ["enospc at step 2"]  # fired once: no retry
     assert not (tmp_path / "ck" / "full" / "round-0").exists()
+
+
+@pytest.mark.slow
+def test_diverged_training_is_one_error_and_not_retried(dataset, tmp_path, monkeypatch):
+    """Losses that stay non-finite would diverge the same way again from the last checkpoint: one
+    attempt, then mvsd's own TrainingError (one line at the CLI), not Ray's wrapped traceback."""
+    from mvsd.train.distributed import fit_round
+    from mvsd.train.loop import FAULT_STEP_ENV, TrainingError
+
+    monkeypatch.setenv(FAULT_STEP_ENV, "3:nan")
+    p = params(tmp_path, "train.steps=6", "train.workers=1", "train.max_failures=2", "train.max_nan_steps=2")
+    with pytest.raises(TrainingError, match=r"round 0: loss was not finite for 2 steps in a row \(step 3\)"):
+        fit_round(p, {"paired": str(dataset)}, tmp_path / "ck", "nan", 0)
+    (marker,) = (tmp_path / "ck" / "nan").glob("round-0-state-*.fault-injected")
+    assert marker.read_text().splitlines() == ["nan at step 3"]

@@ -4,8 +4,8 @@
   store and no dashboard.
 * ``fit_round``: run :func:`mvsd.train.loop.train_loop_per_worker` under a ``TorchTrainer``
   (``train.workers`` workers; 0 runs it in this process through Ray Train's local mode) with
-  up to ``train.max_failures`` retries from the last checkpoint (none for a full disk or a
-  SIGTERM: they cannot pass by retrying), then export the round's converters to ``<run>/round-<k>/``.
+  up to ``train.max_failures`` retries from the last checkpoint (none for a full disk, a SIGTERM
+  or diverged losses: they cannot pass by retrying), then export the round's converters to ``<run>/round-<k>/``.
 
 A run is named ``<run>-round<k>-<fingerprint>`` under ``train.storage_path``: starting the same
 round again after a kill resumes from its last checkpoint and stops at the same total step count.
@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import threading
@@ -30,7 +31,7 @@ import torch
 
 from mvsd.config import Params, to_dict
 from mvsd.data.builder import stored_version
-from mvsd.train.loop import FAULT_STEP_ENV, STATE_FILE, load_state_file, train_loop_per_worker
+from mvsd.train.loop import FAULT_STEP_ENV, STATE_FILE, TrainingError, load_state_file, train_loop_per_worker
 from mvsd.train.state import DIRECTIONS, TrainState
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,9 @@ def fit_round(
                 raise Terminated() from None
             if "No space left on device" in text:  # no retry: it cannot succeed
                 raise OSError(errno.ENOSPC, "No space left on device", str(config["resume_file"])) from None
+            found = re.search(r"mvsd\.train\.loop\.TrainingError: (.*)", text)
+            if found:  # non-finite losses: the same steps would diverge again
+                raise TrainingError(f"round {k}: {found.group(1).strip()}") from None
             if attempt == t.max_failures:
                 raise
             log.warning(

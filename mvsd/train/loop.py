@@ -210,7 +210,7 @@ def train_loop_per_worker(config: dict) -> None:
             (state.step - start) * t.batch_size * world / max(time.perf_counter() - t0, 1e-9)
         )
         log.write(metrics)
-        _maybe_die(state.step, config.get("fault_step"), resume_file)
+        _maybe_die(state.step, config.get("fault_step"), resume_file, state)
         if state.step % t.checkpoint_every == 0 or state.step == t.steps:
             with tempfile.TemporaryDirectory() as tmp:
                 if rank == 0:
@@ -224,9 +224,10 @@ def train_loop_per_worker(config: dict) -> None:
         conv.net = unwrap(conv.net)
 
 
-def _maybe_die(step: int, fault_step: str | None, resume_file: str | None) -> None:
+def _maybe_die(step: int, fault_step: str | None, resume_file: str | None, state: TrainState | None = None) -> None:
     """Injected faults (tests): ``"3"`` kills the worker process once at step 3; ``"3:enospc"``
-    raises a full disk at step 3 every time. Each firing appends a line to a marker file."""
+    raises a full disk at step 3 every time; ``"3:nan"`` turns R's weights to NaN at step 3 (the
+    losses then stay non-finite). Each firing appends a line to a marker file."""
     if not fault_step or not resume_file:
         return
     at, _, kind = fault_step.partition(":")
@@ -238,6 +239,11 @@ def _maybe_die(step: int, fault_step: str | None, resume_file: str | None) -> No
         f.write(f"{kind or 'exit'} at step {step}\n")
     if kind == "enospc":
         raise OSError(errno.ENOSPC, "No space left on device", resume_file)
+    if kind == "nan" and state is not None:
+        with torch.no_grad():
+            for p in unwrap(state.converters["reverb"].net).unet.parameters():
+                p.fill_(float("nan"))
+        return
     if not fired:
         os._exit(17)
 
