@@ -44,6 +44,16 @@ def quiet_worker_logs() -> None:
     logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(
         logging.ERROR
     )
+    # ... and when the GCS query times out instead, its monitor thread dies with a 30-line
+    # traceback on the user's console; the cleaner only matters if the controller crashes.
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.thread is not None and args.thread.name == "PlacementGroupCleanerMonitor":
+            return
+        previous(args)
+
+    threading.excepthook = hook
 
 
 def init_ray(params: Params) -> None:
