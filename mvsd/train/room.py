@@ -2,10 +2,12 @@
 
 The room head needs many pictures more than it needs audio: ``train.room_steps`` steps of
 ``train.room_batch`` augmented images from the paired training samples whose RIR is known,
-against per-band T60 and DRR (:func:`mvsd.models.room.param_loss`). The
-images and targets are read once (audio is not decoded twice), so a step costs one pass of the
-visual encoder. The reverberator's encoder and head are trained; the dereverberator starts from a
-copy (both then go on learning in the main loop, each with its own weights).
+against per-band T60 and DRR (:func:`mvsd.models.room.param_loss`), plus the decay-curve loss of
+a few synthesised RIRs for the band levels and early gain. The images and targets are read once
+(audio is not decoded twice), so a step costs one pass of the visual encoder. The reverberator's
+encoder and head are trained; the dereverberator starts from a copy. Then, where the paired data
+has RIRs (:func:`rirs_known`), :func:`freeze_rooms` keeps both as they are for the main loop
+(``train.room_lr_scale: 0``); without RIRs they learn there from the output losses.
 """
 
 from __future__ import annotations
