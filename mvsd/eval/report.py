@@ -14,8 +14,8 @@ browser, no server.
 from __future__ import annotations
 
 import html
-import re
 import json
+import re
 from pathlib import Path
 
 import numpy as np
