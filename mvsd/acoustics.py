@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 import pyroomacoustics as pra
+import scipy.fft
 import torch
 
 from mvsd.audio_io import SAMPLE_RATE
@@ -232,10 +233,13 @@ def synth_rir(
 
 def fft_convolve(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """``(B, T) * (B, L)`` -> ``(B, T)``: linear convolution cut to the input's length (the
-    datasets' convention ``fftconvolve(dry, rir)[:T]``)."""
-    import torchaudio.functional as AF
-
-    return AF.fftconvolve(x, h)[..., : x.shape[-1]]
+    datasets' convention ``fftconvolve(dry, rir)[:T]``), by real FFTs of a fast length
+    >= T + L - 1 (no wrap-around into the first T samples). Plain ``torch.fft``: torchaudio's
+    ``fftconvolve`` does the same, but its wheels tie torch to a 5 GB CUDA build (BENCHMARKS.md)."""
+    n = x.shape[-1] + h.shape[-1] - 1
+    size = scipy.fft.next_fast_len(n, real=True)
+    y = torch.fft.irfft(torch.fft.rfft(x, size) * torch.fft.rfft(h, size), size)
+    return y[..., : x.shape[-1]]
 
 
 def band_interpolation(n_bins: int, fs: int = SAMPLE_RATE, bands=BANDS) -> torch.Tensor:

@@ -24,10 +24,11 @@ stamp="$VENV/.mvsd-setup"
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "setup: installing Python packages into $VENV (first time: a few minutes)"
-    # torch 2.14.1 + torchaudio 2.11.0 import and run on the CPU here (DESIGN.md, measured);
-    # pip takes them from this machine's local wheel store.
+    # torch 2.13.0's CPU build: pip takes it from this machine's wheel store (/opt/wheels);
+    # 2 GB of venv and ~3.5 min of set-up, where a CUDA build (which torchaudio's wheels would
+    # require) is 6.5 GB and ~5.5 min (BENCHMARKS.md, "Set-up").
     quiet() { "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; }
-    quiet "$VENV/bin/pip" install -q "torch==2.14.1" "torchaudio==2.11.0"
+    quiet "$VENV/bin/pip" install -q "torch==2.13.0"
     quiet "$VENV/bin/pip" install -q -e ".[dev]"
     echo "$want" > "$stamp"
 fi

@@ -47,6 +47,7 @@ TINY_TRAIN = [
     "train.batch_size=2",
     "train.segment_seconds=0.32",
     "train.checkpoint_every=2",
+    "train.room_steps=8",  # the room head's pre-training (600 steps by default) at tiny size
     "loader.num_workers=0",
     "pseudo.chunk=4",
     "pseudo.steps=1",

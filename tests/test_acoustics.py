@@ -100,6 +100,18 @@ def test_synth_rir_is_differentiable_in_every_parameter():
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("t, length", [(1000, 37), (64, 300), (257, 257)])
+def test_fft_convolve_is_linear_convolution_cut_to_the_input(t, length):
+    from scipy.signal import fftconvolve
+
+    gen = np.random.default_rng(t)
+    x, h = gen.standard_normal((3, t)), gen.standard_normal((3, length))
+    got = ac.fft_convolve(torch.tensor(x), torch.tensor(h)).numpy()
+    want = np.stack([fftconvolve(a, b)[:t] for a, b in zip(x, h)])
+    assert got.shape == (3, t)
+    np.testing.assert_allclose(got, want, atol=1e-9)
+
+
 def test_lebart_gain_suppresses_a_pure_decay_and_keeps_onsets():
     # power of an exponential decay with T60 = 1 s, sampled every 8 ms, after an onset at frame 10
     hop = 0.008

@@ -131,3 +131,36 @@ def test_eval_command_writes_its_files(setup, tmp_path):
     assert result.exit_code == 0, result.output
     assert "| round-0 |" in result.output
     assert {p.name for p in tmp_path.iterdir()} == {"cli.json", "cli-samples.parquet", "cli.md"}
+
+
+def test_identical_outputs_are_scored_once(setup, monkeypatch):
+    import mvsd.eval.run as run
+
+    calls = []
+    real_score = run.score
+    monkeypatch.setattr(run, "score", lambda *a: calls.append(a[2]) or real_score(*a))
+    same = {"a": setup / "round-0", "b": setup / "round-0"}  # the same weights: the same outputs
+    result = evaluate(setup / "ds", "test_unseen", same, limit=2, baselines=False, sweep=[0])
+    assert len(calls) == 2 * 2  # two samples x two families, not x two rounds
+    by = {(r["system"], r["family"], r["key"]): r for r in result.rows}
+    for (system, family, key), r in by.items():
+        if system == "b@0steps":
+            twin = by["a@0steps", family, key]
+            assert {k: v for k, v in r.items() if k != "system"} == {
+                k: v for k, v in twin.items() if k != "system"
+            }
+    assert len(result.rows) == 2 * 2 * 2
+
+
+def test_identical_outputs_pairs_only_equal_systems_of_one_family():
+    from mvsd.eval.run import identical_outputs
+
+    x, y = np.zeros(4), np.ones(4)
+    outputs = {
+        ("vam", "a"): [x, None],
+        ("vam", "b"): [x.copy(), None],  # equal to a
+        ("vam", "c"): [x, y],  # differs where a has nothing
+        ("dereverb", "a"): [x, None],  # equal values, another family
+        ("vam", "d"): [y, None],
+    }
+    assert identical_outputs(outputs) == {("vam", "b"): ("vam", "a")}

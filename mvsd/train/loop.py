@@ -33,7 +33,7 @@ from mvsd.converter import CheckpointError, Converter
 from mvsd.data.loader import make_loader
 from mvsd.errors import MvsdError
 from mvsd.train.room import freeze_rooms, pretrain_rooms, rirs_known
-from mvsd.train.state import DIRECTIONS, TrainState, unwrap
+from mvsd.train.state import DIRECTIONS, TrainState, set_room_lr, unwrap
 from mvsd.train.step import train_step
 
 STATE_FILE = "state.pt"
@@ -172,7 +172,7 @@ def train_loop_per_worker(config: dict) -> None:
             freeze_rooms(state)  # pre-trained on known RIRs: kept as they are
     else:  # nothing to pre-train on: the head learns from the output losses, at the full rate
         for opt in state.optimizers.values():
-            opt.param_groups[1]["lr"] = t.lr
+            set_room_lr(opt, t.lr)
     if world > 1:
         for conv in state.converters.values():
             conv.net = ray.train.torch.prepare_model(conv.net, move_to_device=False)

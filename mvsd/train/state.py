@@ -69,15 +69,25 @@ class TrainState:
             self.optimizers[d].load_state_dict(state[f"{d}.opt"])
 
 
+ROOM_GROUP = 1  # make_optimizer's parameter group of the visual encoder and the room head
+
+
 def make_optimizer(net: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; the visual encoder and the room head at ``train.room_lr_scale`` x the learning
-    rate (by default 0: what the room steps taught them is kept; :func:`mvsd.train.room.freeze_rooms`)."""
+    """AdamW; the visual encoder and the room head (group ``ROOM_GROUP``) at
+    ``train.room_lr_scale`` x the learning rate (by default 0: what the room steps taught them is
+    kept; :func:`mvsd.train.room.freeze_rooms`). :func:`set_room_lr` changes their rate."""
     slow = {id(p) for part in (net.visual, net.room) for p in part.parameters()}
     groups = [
         {"params": [p for p in net.parameters() if id(p) not in slow], "lr": train.lr},
         {"params": [p for p in net.parameters() if id(p) in slow], "lr": train.lr * train.room_lr_scale},
     ]
+    assert len(groups) == ROOM_GROUP + 1
     return torch.optim.AdamW(groups, lr=train.lr, weight_decay=train.weight_decay, betas=(0.9, 0.99))
+
+
+def set_room_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """The learning rate of the visual encoder and room head in an optimizer of :func:`make_optimizer`."""
+    optimizer.param_groups[ROOM_GROUP]["lr"] = lr
 
 
 def unwrap(net: torch.nn.Module) -> torch.nn.Module:
