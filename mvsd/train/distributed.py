@@ -1,7 +1,6 @@
 """All Ray plumbing of training in one place (demucs keeps its distributed glue in one module).
 
-* ``init_ray``: join the cluster at ``$RAY_ADDRESS``, else start Ray here with a bounded object
-  store and no dashboard.
+* ``init_ray``: join the cluster at ``$RAY_ADDRESS``, else start Ray here (:mod:`mvsd.cluster`).
 * ``fit_round``: run :func:`mvsd.train.loop.train_loop_per_worker` under a ``TorchTrainer``
   (``train.workers`` workers; 0 runs it in this process through Ray Train's local mode) with
   up to ``train.max_failures`` retries from the last checkpoint (none for a full disk, a SIGTERM
@@ -22,13 +21,12 @@ import logging
 import os
 import re
 import shutil
-import signal
-import threading
 import traceback
 from pathlib import Path
 
 import torch
 
+from mvsd import cluster
 from mvsd.config import Params, to_dict
 from mvsd.data.builder import stored_version
 from mvsd.train.loop import FAULT_STEP_ENV, STATE_FILE, TrainingError, load_state_file, train_loop_per_worker
@@ -38,50 +36,9 @@ log = logging.getLogger(__name__)
 ROUND_FILES = tuple(f"{d}.safetensors" for d in DIRECTIONS) + ("round.json",)
 
 
-def quiet_worker_logs() -> None:
-    """Runs in every Ray worker process: without the dashboard (not installed, not needed) Ray
-    Train's placement-group cleaner cannot reach the state API and warns about it every second."""
-    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(
-        logging.ERROR
-    )
-    # ... and when the GCS query times out instead, its monitor thread dies with a 30-line
-    # traceback on the user's console; the cleaner only matters if the controller crashes.
-    previous = threading.excepthook
-
-    def hook(args: threading.ExceptHookArgs) -> None:
-        if args.thread is not None and args.thread.name == "PlacementGroupCleanerMonitor":
-            return
-        previous(args)
-
-    threading.excepthook = hook
-
-
 def init_ray(params: Params) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    hook = {"worker_process_setup_hook": "mvsd.train.distributed.quiet_worker_logs"}
-    # ray.init installs a SIGTERM handler that dumps a stack and aborts (exit 134); keep ours
-    # (mvsd.cli: stop cleanly, exit 143)
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if main else None
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True, runtime_env=hook)
-    else:
-        # Without RAY_ADDRESS always a private instance: ray.init() would otherwise join a Ray
-        # the user started with `ray start` (or follow its stale address file) and then refuse
-        # the resources given here. To use a running cluster, set RAY_ADDRESS.
-        ray.init(
-            address="local",
-            num_cpus=os.cpu_count(),
-            include_dashboard=False,
-            object_store_memory=params.train.object_store_mb * 2**20,
-            log_to_driver=True,
-            runtime_env=hook,
-        )
-    if main and callable(previous):
-        signal.signal(signal.SIGTERM, previous)
+    """:func:`mvsd.cluster.init_ray` with the object store ``train.object_store_mb``."""
+    cluster.init_ray(params.train.object_store_mb)
 
 
 def threads_per_worker(params: Params) -> int:
@@ -107,7 +64,7 @@ def fit_round(
     with the same fingerprint is returned as it is; one exported from other params or data is
     trained again.
     """
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     out = round_dir(checkpoints, run, k)
@@ -146,6 +103,10 @@ def fit_round(
                 storage_path=storage,
                 failure_config=FailureConfig(max_failures=0),
                 checkpoint_config=CheckpointConfig(num_to_keep=2),
+                # Ray Train's own INFO lines (worker group started, each checkpoint, the failure
+                # policy's copy of a worker's traceback) stay in Ray's log files; its warnings
+                # (e.g. a cluster without the resources asked for) still reach the console.
+                logging_config=LoggingConfig(log_level="WARNING"),
             ),
         )
 

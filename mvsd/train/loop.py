@@ -140,6 +140,9 @@ def train_loop_per_worker(config: dict) -> None:
     import ray.train
     import ray.train.torch
 
+    from mvsd.cluster import quiet_train_worker_logs
+
+    quiet_train_worker_logs()
     params = build(Params, config["params"])
     t = params.train
     torch.set_num_threads(max(1, int(config.get("threads", 1))))
