@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mvsd.config import Params, load_params
 from mvsd.errors import MvsdError, Terminated
@@ -64,12 +65,12 @@ def _friendly_errors(fn):
         try:
             return fn(*args, **kwargs)
         except (MvsdError, FileNotFoundError, NotADirectoryError, ValueError) as e:
-            err.print(f"[bold red]error:[/] {e}")
+            err.print(f"[bold red]error:[/] {escape(str(e))}")  # the text of an error is not markup
             raise typer.Exit(EXIT_FAILED) from None
         except OSError as e:
             if e.errno != errno.ENOSPC:
                 raise
-            where = f" writing {e.filename}" if e.filename else ""
+            where = f" writing {escape(str(e.filename))}" if e.filename else ""
             err.print(
                 f"[bold red]error:[/] no space left on the device{where}; free some space and run "
                 "the command again (finished work is kept and resumed)"
@@ -479,7 +480,7 @@ def data_verify(
 
     report = verify_dataset(dataset)
     for p in report.problems[:200]:
-        err.print(f"[red]{p}[/]")
+        err.print(f"[red]{escape(str(p))}[/]")
     if len(report.problems) > 200:
         err.print(f"... and {len(report.problems) - 200} more")
     status = "OK" if report.ok else f"{len(report.problems)} problem(s)"

@@ -107,7 +107,7 @@ class SimRoomsConfig:
     pool_ratios: dict[str, float] = field(
         default_factory=lambda: {"paired": 0.66, "clean_only": 0.17, "reverb_only": 0.17}
     )
-    workers: int = 0  # processes; 0 = all cores
+    workers: int = 0  # processes, or Ray tasks at once (shards.executor); 0 = all cores
     room: RoomRanges = field(default_factory=RoomRanges)
     rir: RirConfig = field(default_factory=RirConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
@@ -118,6 +118,7 @@ class ShardsConfig:
     samples_per_shard: int = 100
     row_group_size: int = 4096  # manifest rows per Parquet row group
     compression: str = "zstd"
+    executor: str = "local"  # where shard tasks run: local (processes here) | ray (RAY_ADDRESS or a local Ray)
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ class IngestConfig:
     # Fractions of an adapter's inputs that go to val/test when the source has no split of its own.
     val_fraction: float = 0.05
     test_fraction: float = 0.05
-    workers: int = 0  # processes; 0 = all cores
+    workers: int = 0  # processes, or Ray tasks at once (shards.executor); 0 = all cores
 
 
 @dataclass(frozen=True)
@@ -473,6 +474,7 @@ RANGES: dict[str, tuple[float | None, float | None, str]] = {
 # Knobs that take one of a few names: dotted key -> the valid names.
 CHOICES: dict[str, tuple[str, ...]] = {
     "shards.compression": ("none", "snappy", "gzip", "brotli", "lz4", "zstd"),  # Parquet's codecs
+    "shards.executor": ("local", "ray"),
     "evaluate.split": ("val", "test_seen", "test_unseen"),
     "orchestration.eval_split": ("val", "test_seen", "test_unseen"),
 }

@@ -42,6 +42,10 @@ class OutputError(MvsdError):
     another run is writing it now."""
 
 
+class ClusterError(MvsdError):
+    """The Ray cluster at ``RAY_ADDRESS`` cannot be joined."""
+
+
 class Terminated(BaseException):
     """The process got SIGTERM. A BaseException, like KeyboardInterrupt, so that no ``except
     Exception`` (a builder quarantining one bad input) takes it for an input's failure."""

@@ -1,6 +1,7 @@
 """The dataset builder: parallel, resumable, quarantining, deterministic."""
 
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -40,11 +41,21 @@ def groups(n=10):
     }
 
 
-def build(out, maker=Maker(), workers=1, fingerprint="v1", n=10):
+def build(out, maker=Maker(), workers=1, fingerprint="v1", n=10, executor="local"):
     tasks = plan_tasks(groups(n), SHARDS.samples_per_shard)
+    if executor == "ray":  # Ray's workers cannot import this test module: send Maker by value
+        import ray.cloudpickle
+
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    shards = replace(SHARDS, executor=executor)
     return build_dataset(
-        out, tasks, maker, name="test", shards=SHARDS, workers=workers, fingerprint=fingerprint
+        out, tasks, maker, name="test", shards=shards, workers=workers, fingerprint=fingerprint
     )
+
+
+# The builder's promises hold on both executors: local processes and Ray tasks (a local Ray here;
+# tests/test_builder_ray.py runs a multi-node cluster).
+EXECUTORS = pytest.mark.parametrize("executor", ["local", "ray"])
 
 
 def test_plan_cuts_groups_into_named_shards():
@@ -60,9 +71,9 @@ def test_plan_cuts_groups_into_named_shards():
     assert sum(len(t.items) for t in tasks) == 14
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_build_writes_shards_and_manifest(tmp_path, workers):
-    s = build(tmp_path / "ds", workers=workers)
+@pytest.mark.parametrize("workers, executor", [(1, "local"), (2, "local"), (2, "ray")])
+def test_build_writes_shards_and_manifest(tmp_path, workers, executor):
+    s = build(tmp_path / "ds", workers=workers, executor=executor)
     assert (s.samples, s.quarantined, s.shards) == (14, 0, 6)
     m = read_manifest(tmp_path / "ds").to_pydict()
     assert m["key"] == [f"s{i:04d}" for i in range(14)]
@@ -83,8 +94,9 @@ def test_manifest_uses_dictionary_encoding_and_row_groups(tmp_path):
     assert "RLE_DICTIONARY" in str(cols["split"].encodings)
 
 
-def test_bad_inputs_are_quarantined_and_the_rest_goes_through(tmp_path):
-    s = build(tmp_path / "ds", Maker(bad=(3, 11), crash=(5,)), workers=2)
+@EXECUTORS
+def test_bad_inputs_are_quarantined_and_the_rest_goes_through(tmp_path, executor):
+    s = build(tmp_path / "ds", Maker(bad=(3, 11), crash=(5,)), workers=2, executor=executor)
     assert (s.samples, s.quarantined) == (11, 3)
     q = read_quarantine(tmp_path / "ds").to_pydict()
     assert {"file11.wav", "file3.wav"} <= set(q["file"])
@@ -94,14 +106,16 @@ def test_bad_inputs_are_quarantined_and_the_rest_goes_through(tmp_path):
     assert len(read_manifest(tmp_path / "ds")) == 11
 
 
-def test_rerun_is_byte_identical(tmp_path):
+@EXECUTORS
+def test_rerun_is_byte_identical(tmp_path, executor):
     build(tmp_path / "a")
-    build(tmp_path / "b", workers=2)
+    build(tmp_path / "b", workers=2, executor=executor)
     for rel in ["manifest.parquet", "shards/train/clean_only-000001.tar", "dataset.json"]:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
 
 
-def test_killed_run_resumes_without_duplicates_or_gaps(tmp_path):
+@EXECUTORS
+def test_killed_run_resumes_without_duplicates_or_gaps(tmp_path, executor):
     out = tmp_path / "ds"
     first = build(out)
     reference = {p.relative_to(out): p.read_bytes() for p in (out / "shards").rglob("*.tar")}
@@ -111,7 +125,7 @@ def test_killed_run_resumes_without_duplicates_or_gaps(tmp_path):
     (out / BUILD_DIR / "shards__train__clean_only-000001.json").unlink()
     (out / BUILD_DIR / "shards__val__clean_only-000000.json").unlink()
     (out / "manifest.parquet").unlink()
-    resumed = build(out)
+    resumed = build(out, executor=executor)
     assert resumed.resumed_shards == 4
     assert resumed.samples == first.samples and resumed.version == first.version
     keys = read_manifest(out).column("key").to_pylist()

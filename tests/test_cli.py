@@ -118,3 +118,11 @@ def test_round_labels_keep_every_round(tmp_path):
     assert list(round_labels([a, tmp_path / "runA" / "round-1"])) == ["round-0", "round-1"]
     assert round_labels([a, b]) == {"runA/round-0": a, "runB/round-0": b}
     assert list(round_labels([tmp_path / "x" / "ck"])) == [str(tmp_path / "x" / "ck")]
+
+
+def test_error_text_is_printed_as_written_not_as_markup(tmp_path):
+    """Rich would swallow "[client]" (e.g. Ray's "pip install ray[client]") as a markup tag."""
+    missing = tmp_path / "speech[client]"
+    r = runner.invoke(app, ["ingest", "clean-folder", str(missing), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2
+    assert "speech[client]: no such folder" in r.output

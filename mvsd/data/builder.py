@@ -128,11 +128,27 @@ def run_task(task: ShardTask, make_sample: Callable[[Any], Sample], out: str) ->
         checksums = {m: sha256(b) for m, b in members.items()}
         rows.append(manifest_row(s, task.shard, members, checksums))
         encoded.append((s.key, members))
+    _maybe_die(task, out)
     if encoded:
         write_shard(Path(out) / task.shard, encoded)
     part = {"rows": rows, "quarantine": bad}
     write_bytes_atomic(Path(out) / BUILD_DIR / task.part_name, json.dumps(part).encode())
     return len(rows), len(bad)
+
+
+FAULT_SHARD_ENV = "MVSD_FAULT_KILL_SHARD"  # tests: the worker writing this shard dies, once
+
+
+def _maybe_die(task: ShardTask, out: str) -> None:
+    """Injected fault (tests): kill this worker process, as ``kill -9`` would, the first time it
+    is about to write the shard named by ``$MVSD_FAULT_KILL_SHARD`` (a marker file in the build
+    folder remembers that it fired)."""
+    if os.environ.get(FAULT_SHARD_ENV) != task.shard:
+        return
+    marker = Path(out) / BUILD_DIR / f"{task.part_name}.fault-injected"
+    if not marker.exists():
+        marker.write_text(f"killed before writing {task.shard}\n")
+        os._exit(137)
 
 
 def parallel_map(
@@ -142,14 +158,22 @@ def parallel_map(
     description: str,
     units: Callable[[Any], int] | None = None,
     total: int | None = None,
+    executor: str = "local",
 ) -> Iterator[Any]:
-    """``fn(item)`` for each item on ``workers`` processes (inline for 1), with a progress bar.
+    """``fn(item)`` for each item on ``workers`` processes (inline for 1), with a progress bar;
+    with ``executor="ray"`` as Ray tasks instead (:func:`ray_map`).
 
     Results come in completion order. ``units(result)`` says how much each result advances the
     bar (default 1 per item) out of ``total``.
     """
-    workers = resolve_workers(workers)
     units = units or (lambda _: 1)
+    if executor == "ray":
+        with progress_bar(description, total if total is not None else len(items)) as advance:
+            for r in ray_map(fn, items, workers):
+                advance(units(r))
+                yield r
+        return
+    workers = resolve_workers(workers)
     with progress_bar(description, total if total is not None else len(items)) as advance:
         if workers == 1 or len(items) <= 1:
             for item in items:
@@ -179,6 +203,55 @@ def parallel_map(
             raise
         finally:
             ex.shutdown(wait=True, cancel_futures=True)
+
+
+RAY_TASK_RETRIES = 3  # a task whose worker or node died runs again (its writes are atomic)
+_END = object()
+
+
+def _call(fn: Callable[[Any], Any], item: Any) -> Any:
+    return fn(item)
+
+
+def ray_map(fn: Callable[[Any], Any], items: list[Any], workers: int = 0) -> Iterator[Any]:
+    """``fn(item)`` for each item as a Ray task (one CPU each) on the cluster at ``RAY_ADDRESS``,
+    else on a local Ray (:func:`mvsd.cluster.init_ray`); at most ``workers`` at a time (0: as
+    many as the cluster has CPUs). Results in completion order.
+
+    A task whose worker process or node dies is run again (up to ``RAY_TASK_RETRIES`` times): a
+    shard task writes its shard and part file atomically, so a rerun replaces, never duplicates.
+    An exception raised by ``fn`` is not retried (bad input is quarantined inside the task; what
+    escapes is a real error). On any failure, Ctrl-C or SIGTERM the remaining tasks are cancelled.
+    ``fn`` and the items travel by pickle: every node needs the ``mvsd`` package.
+    """
+    from mvsd.cluster import init_ray
+
+    init_ray()
+    import ray
+    faults = {k: os.environ[k] for k in (FAULT_SHARD_ENV,) if k in os.environ}  # tests only
+    task = ray.remote(num_cpus=1, max_retries=RAY_TASK_RETRIES, retry_exceptions=False)(_call)
+    if faults:
+        task = task.options(runtime_env={"env_vars": faults})
+    fn_ref = ray.put(fn)
+    # tasks in flight: workers, else twice the cluster's CPUs (a million items are not all
+    # submitted at once, and no CPU waits for the driver)
+    limit = workers if workers > 0 else 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+    queue, pending = iter(items), []
+    try:
+        while True:
+            while len(pending) < limit and (item := next(queue, _END)) is not _END:
+                pending.append(task.remote(fn_ref, item))
+            if not pending:
+                return
+            done, pending = ray.wait(pending, num_returns=1)
+            try:
+                yield ray.get(done[0])
+            except ray.exceptions.RayTaskError as e:  # fn's own exception, with the worker's traceback
+                raise e.as_instanceof_cause() from None
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -362,8 +435,9 @@ def build_dataset(
         todo = [t for t, d in zip(tasks, is_done) if not d]
         runner = _TaskRunner(make_sample, str(out))
         total = sum(len(t.items) for t in todo)
-        for _ in parallel_map(runner, todo, workers, description, units=sum, total=total):
+        for _ in parallel_map(runner, todo, workers, description, sum, total, shards.executor):
             pass
+        remove_temp_files(out)  # of task attempts killed mid-write and run again (executor ray)
         version = consolidate(out, tasks, name, shards)
     except BaseException:
         remove_temp_files(out)  # of workers stopped mid-write; finished shards stay for a rerun

@@ -263,7 +263,8 @@ def synth(out: str | Path, params: Params, speech_dir: str | None = None) -> Bui
     tasks = plan_tasks(plan_samples(params, views), params.shards.samples_per_shard)
     fp = fingerprint(params, str(speech_dir) if speech_dir else None)
     open_build(out, tasks, fp)
-    for _ in parallel_map(ViewJob(str(out), params), views, s.workers, "rooms: RIRs + images"):
+    job = ViewJob(str(out), params)
+    for _ in parallel_map(job, views, s.workers, "rooms: RIRs + images", executor=params.shards.executor):
         pass
     write_rooms_table(out, views)
     job = SynthJob(str(out), params, str(speech_dir) if speech_dir else None)
