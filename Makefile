@@ -16,7 +16,7 @@ demo: setup
 ## The quality recipe: the same pipeline with 4x the training steps, as a DVC experiment
 ## (`dvc exp show` compares it with the demo; BENCHMARKS.md, "The quality recipe").
 quality: setup
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc exp run -n quality -S train.steps=800 -S train.room_steps=1000
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc exp run -n quality -S train.steps=800
 
 ## The default test suite (CPU-only, a few minutes).
 test: setup

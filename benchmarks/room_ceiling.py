@@ -1,0 +1,150 @@
+"""How well could *any* image -> room head do? T60 and DRR from the true room description.
+
+    .venv/bin/python benchmarks/room_ceiling.py --dataset datasets/simrooms [--round checkpoints/demo/round-1]
+
+The room head sees a picture and must infer from it the room's size, its surfaces' materials and
+where the talker stands. This script skips the seeing: it gives simple predictors the *true*
+description of each view (from SimRooms' ``rooms.json``: dimensions, each surface's measured
+absorption per octave band, mic-to-talker distance), fits them on the training rooms and scores
+them on ``--split`` (rooms never seen), with the same per-band T60 and DRR errors as
+``mvsd eval``'s ``room_t60_error`` / ``room_drr_error``:
+
+* ``train mean``: the training rooms' mean per band (what a head that ignores the image learns);
+* ``Eyring``: Eyring's formula with the true absorption, uncalibrated;
+* ``Eyring, calibrated``: log T60 = a + b log T60_Eyring per band, fit on the training rooms;
+* ``perfect perception``: a ridge regression per band on log features of the true description
+  (Eyring T60, volume, surface/volume, height, distance), fit on the training rooms: about the
+  best a head that read the true description off the picture could do with these features.
+
+DRR from the same features (distance over critical distance, in dB, calibrated linearly).
+With ``--round``, the round's room head on the same samples, for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pyroomacoustics as pra
+
+from mvsd import acoustics as ac
+from mvsd.eval.baselines import read_samples
+from mvsd.eval.run import true_room
+
+PRA_FREQS = (125, 250, 500, 1000, 2000, 4000, 8000)
+
+
+def absorption(name: str) -> np.ndarray:
+    """Energy absorption of a pyroomacoustics material at our octave bands."""
+    coeffs = pra.Material(name).energy_absorption["coeffs"]
+    return np.array([coeffs[PRA_FREQS.index(int(b))] for b in ac.BANDS])
+
+
+def view_features(view: dict) -> dict[str, np.ndarray | float]:
+    length, width, height = view["dims_m"]
+    area = {
+        "west": width * height, "east": width * height, "south": length * height,
+        "north": length * height, "floor": length * width, "ceiling": length * width,
+    }  # fmt: skip
+    surface = sum(area.values())
+    volume = length * width * height
+    alpha = sum(area[s] * absorption(m) for s, m in view["materials"].items()) / surface
+    eyring = 0.161 * volume / (-surface * np.log(1 - np.clip(alpha, 1e-3, 0.99)))
+    dist = float(np.linalg.norm(np.subtract(view["mic"], view["source"])))
+    return {"eyring": eyring, "volume": volume, "surface": surface, "height": height, "dist": dist}
+
+
+def t60_design(f: dict, band: int) -> np.ndarray:
+    return np.array(
+        [1.0, np.log(f["eyring"][band]), np.log(f["volume"]), np.log(f["surface"] / f["volume"]),
+         np.log(f["height"]), np.log(f["dist"])]
+    )  # fmt: skip
+
+
+def drr_design(f: dict) -> np.ndarray:
+    t60 = float(np.mean(f["eyring"]))
+    critical = 0.057 * np.sqrt(f["volume"] / t60)  # metres: direct = reverberant energy there
+    return np.array([1.0, 20 * np.log10(critical / f["dist"]), np.log(f["dist"])])
+
+
+def ridge(x: np.ndarray, y: np.ndarray, lam: float = 1e-2) -> np.ndarray:
+    reg = lam * np.eye(x.shape[1])
+    reg[0, 0] = 0.0  # the intercept is not shrunk
+    return np.linalg.solve(x.T @ x + reg, x.T @ y)
+
+
+def errors(pred_t60: np.ndarray, true_t60: np.ndarray, pred_drr: np.ndarray, true_drr: np.ndarray):
+    """(mean over samples of the per-band mean |T60 error|, mean |DRR error|), as mvsd eval."""
+    e = np.abs(pred_t60 - true_t60)
+    per_sample = np.array([np.nanmean(r) for r in e if np.isfinite(r).any()])
+    d = np.abs(pred_drr - true_drr)
+    return float(per_sample.mean()), float(np.nanmean(d))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="datasets/simrooms")
+    ap.add_argument("--split", default="test_unseen")
+    ap.add_argument("--round", default=None, help="also score this round's room head on the same samples")
+    ap.add_argument("--out", default=None, help="write the table as JSON here")
+    args = ap.parse_args()
+
+    views = {v["view_id"]: v for v in json.loads((Path(args.dataset) / "rooms.json").read_text())}
+    feats = {k: view_features(v) for k, v in views.items()}
+    data = {}
+    for split in ("train", args.split):
+        samples = [s for s in read_samples(args.dataset, [split]) if s.rir is not None]
+        t60, drr = true_room(samples)
+        data[split] = (samples, [feats[s.meta["view"]] for s in samples], t60, drr)
+    tr_samples, tr_f, tr_t60, tr_drr = data["train"]
+    te_samples, te_f, te_t60, te_drr = data[args.split]
+    n_bands = len(ac.BANDS)
+
+    rows: dict[str, tuple[float, float]] = {}
+    mean_t60 = np.nanmean(tr_t60, axis=0)
+    rows["train mean"] = errors(
+        np.tile(mean_t60, (len(te_f), 1)), te_t60, np.full(len(te_f), np.nanmean(tr_drr)), te_drr
+    )
+
+    drr_coef = ridge(np.stack([drr_design(f) for f in tr_f]), tr_drr)
+    drr_pred = np.stack([drr_design(f) for f in te_f]) @ drr_coef
+    eyring = np.stack([f["eyring"] for f in te_f])
+    rows["Eyring"] = errors(eyring, te_t60, drr_pred, te_drr)
+
+    cal = np.zeros((len(te_f), n_bands))
+    full = np.zeros((len(te_f), n_bands))
+    for b in range(n_bands):
+        ok = np.isfinite(tr_t60[:, b])
+        y = np.log(tr_t60[ok, b])
+        x_full = np.stack([t60_design(f, b) for f, k in zip(tr_f, ok) if k])
+        x_cal = x_full[:, :2]
+        cal[:, b] = np.exp(np.stack([t60_design(f, b)[:2] for f in te_f]) @ ridge(x_cal, y))
+        full[:, b] = np.exp(np.stack([t60_design(f, b) for f in te_f]) @ ridge(x_full, y))
+    rows["Eyring, calibrated"] = errors(cal, te_t60, drr_pred, te_drr)
+    rows["perfect perception"] = errors(full, te_t60, drr_pred, te_drr)
+
+    if args.round:
+        from mvsd.converter import Converter
+
+        conv = Converter.from_checkpoint(Path(args.round) / "reverb.safetensors", expect_direction="reverb")
+        room = conv.describe_room([s.image for s in te_samples], batch=len(te_samples))
+        rows[f"room head of {args.round}"] = errors(
+            room.t60.detach().double().numpy().reshape(len(te_samples), -1),
+            te_t60,
+            room.drr_db.detach().double().numpy().reshape(-1),
+            te_drr,
+        )
+
+    print(f"{len(tr_samples)} training samples, {len(te_samples)} samples of {args.split}")
+    print("| predictor (fit on train rooms) | T60 error (s, mean of bands) | DRR error (dB) |")
+    print("|---|---:|---:|")
+    for name, (t, d) in rows.items():
+        print(f"| {name} | {t:.2f} | {d:.2f} |")
+    if args.out:
+        Path(args.out).write_text(json.dumps({k: {"t60_error": t, "drr_error": d} for k, (t, d) in rows.items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
