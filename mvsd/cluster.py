@@ -29,23 +29,20 @@ def token_file() -> Path:
     return Path.home() / ".ray" / "auth_token"
 
 
-def use_token_if_available() -> None:
-    """Send the cluster's token when there is one. A cluster started with `ray start` uses token
-    authentication by default (Ray >= 2.59), but a driver joining it by address sends its token
-    only with RAY_AUTH_MODE=token, and otherwise retries "InvalidAuthToken" until it gives up.
-    A token sent to a cluster without authentication is ignored, so this is safe either way; an
-    explicit RAY_AUTH_MODE is left as it is."""
-    if "RAY_AUTH_MODE" in os.environ:
-        return
-    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or token_file().is_file():
-        os.environ["RAY_AUTH_MODE"] = "token"
-        if "ray._raylet" in sys.modules:  # Ray read its config when imported: read it again
-            try:
-                from ray._raylet import Config
+def _token_available() -> bool:
+    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")) or token_file().is_file()
 
-                Config.initialize("")
-            except (ImportError, AttributeError):  # another Ray version: it reads it at init
-                pass
+
+def _use_token() -> None:
+    """Switch this driver to token authentication (RAY_AUTH_MODE=token) before it joins."""
+    os.environ["RAY_AUTH_MODE"] = "token"
+    if "ray._raylet" in sys.modules:  # Ray read its config when imported: read it again
+        try:
+            from ray._raylet import Config
+
+            Config.initialize("")
+        except (ImportError, AttributeError):  # another Ray version: it reads it at init
+            pass
 
 
 def quiet_worker_logs() -> None:
@@ -77,9 +74,14 @@ def quiet_train_worker_logs() -> None:
 
 
 def init_ray(object_store_mb: int = DEFAULT_OBJECT_STORE_MB) -> None:
-    """Connect this process to Ray (module docstring); a no-op when already connected."""
-    if os.environ.get("RAY_ADDRESS"):
-        use_token_if_available()  # before Ray is imported: it reads RAY_AUTH_MODE then
+    """Connect this process to Ray (module docstring); a no-op when already connected.
+
+    Joining ``RAY_ADDRESS``: a cluster started with ``ray start`` uses token authentication by
+    default (Ray >= 2.59), and a driver sends its token only with ``RAY_AUTH_MODE=token``; a
+    cluster made another way may not, and then a driver in token mode cannot take its tasks'
+    calls. So without ``RAY_AUTH_MODE`` the first try goes without a token and, when that is
+    refused and this machine has the cluster's token, a second try with it (saying so).
+    """
     import ray
 
     if ray.is_initialized():
@@ -94,11 +96,26 @@ def init_ray(object_store_mb: int = DEFAULT_OBJECT_STORE_MB) -> None:
         try:
             ray.init(address=address, log_to_driver=True, runtime_env=hook)
         except ConnectionError as e:
-            raise ClusterError(
-                f"cannot join the Ray cluster at RAY_ADDRESS={address}: {e}. Is it running (`ray status`)? "
-                "A cluster with token authentication (Ray >= 2.59 turns it on for `ray start`) needs its "
-                f"token here: in {token_file()} (the head node writes it there) or in RAY_AUTH_TOKEN"
-            ) from None
+            if "RAY_AUTH_MODE" in os.environ or not _token_available():
+                raise ClusterError(
+                    f"cannot join the Ray cluster at RAY_ADDRESS={address}: {e}. Is it running (`ray "
+                    "status`)? If it uses token authentication (Ray >= 2.59 turns it on for `ray start`), "
+                    f"put its token in {token_file()} (the head node writes it there) or RAY_AUTH_TOKEN, "
+                    "and export RAY_AUTH_MODE=token"
+                ) from None
+            print(
+                f"mvsd: the Ray cluster at {address} refused a driver without a token; joining with the "
+                "token on this machine (export RAY_AUTH_MODE=token to skip the first try)",
+                file=sys.stderr,
+            )
+            _use_token()
+            try:
+                ray.init(address=address, log_to_driver=True, runtime_env=hook)
+            except ConnectionError as e2:
+                raise ClusterError(
+                    f"cannot join the Ray cluster at RAY_ADDRESS={address}, with or without the token in "
+                    f"{token_file()} / RAY_AUTH_TOKEN: {e2}. Is it running (`ray status`)?"
+                ) from None
     else:
         ray.init(
             address="local",
