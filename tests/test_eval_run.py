@@ -164,3 +164,22 @@ def test_identical_outputs_pairs_only_equal_systems_of_one_family():
         ("vam", "d"): [y, None],
     }
     assert identical_outputs(outputs) == {("vam", "b"): ("vam", "a")}
+
+
+def test_parallel_scoring_gives_the_same_scores(setup):
+    from mvsd.eval.baselines import read_samples
+    from mvsd.eval.metrics import Reference
+    from mvsd.eval.run import score_jobs
+
+    samples = read_samples(setup / "ds", ["test_unseen", "val"])
+    jobs = []
+    for i, s in enumerate(samples):
+        vam = Reference(target=s.reverb, dry=s.clean, rt60=s.rt60, drr=s.drr)
+        jobs.append((("vam", "x"), i, s.reverb[::-1].copy(), vam, "vam"))
+        jobs.append((("dereverb", "x"), i, s.reverb, Reference(target=s.clean), "dereverb"))
+    one, two = score_jobs(jobs, workers=1), score_jobs(jobs, workers=2)
+    assert len(one) == 2 * len(samples) >= 8
+    assert one.keys() == two.keys()
+    for key, metrics in one.items():  # equal but for float rounding (BLAS threads differ)
+        assert metrics.keys() == two[key].keys()
+        assert np.allclose(list(metrics.values()), list(two[key].values()), rtol=1e-9, atol=1e-12, equal_nan=True)

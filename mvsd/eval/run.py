@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 from mvsd import acoustics as ac
 from mvsd.audio_io import SAMPLE_RATE
 from mvsd.converter import Converter
+from mvsd.data.builder import parallel_map, resolve_workers
 from mvsd.eval.baselines import (
     BASELINES,
     BaselineContext,
@@ -186,11 +187,13 @@ def evaluate(
     baselines: bool = True,
     wpe_val: int = 12,
     rt60_model=None,
+    workers: int = 0,
 ) -> EvalResult:
     """Score baselines (fit on the train split, WPE tuned on ``wpe_val`` val pairs) and each
     round's converters (``{label: round folder}``) on ``split``, at ``steps`` (None: the
     checkpoint's default) or at each step count of ``sweep`` (quality vs time). With
-    ``rt60_model`` (:func:`rt60_estimator_for`) VAM rows also get ``blind_rt60_error``."""
+    ``rt60_model`` (:func:`rt60_estimator_for`) VAM rows also get ``blind_rt60_error``. Scoring
+    runs on ``workers`` processes (0: all cores)."""
     samples = read_samples(dataset, [split], limit=limit)
     if not samples:
         raise ValueError(f"{dataset}: no paired samples in split {split!r}")
@@ -215,30 +218,60 @@ def evaluate(
             )
             rooms[name] = next(iter(found.values()))
     errors = {system: comparison.errors() for system, comparison in rooms.items()}
-    rows = []
+    # Identical outputs (e.g. the physical estimate, 0 steps, of rounds whose head did not
+    # change) are scored once; the rest in parallel on ``workers`` processes.
     twins = identical_outputs(outputs)
-    scored: dict[tuple[str, str], list[dict | None]] = {}
-    with progress_bar("scoring", len(outputs) * len(samples)) as advance:
-        for (family, system), preds in outputs.items():
-            twin = twins.get((family, system))
-            if twin is not None:  # e.g. the physical estimate (0 steps) of a round whose head did not change
-                scored[family, system] = scored[twin]
-                advance(len(samples))
-            else:
-                scored[family, system] = []
-                for s, pred in zip(samples, preds):
-                    scored[family, system].append(
-                        None if pred is None else score(pred, _reference(s, family), family)
-                    )
-                    advance(1)
-            for i, (s, metrics) in enumerate(zip(samples, scored[family, system])):
-                if metrics is None:  # the sample lacks what this baseline needs
-                    continue
-                room = errors[system][i] if family == "vam" and system in errors else {}
-                rows.append({"key": s.key, "family": family, "system": system, **metrics, **room})
+    jobs = [
+        ((family, system), i, pred, _reference(s, family), family)
+        for (family, system), preds in outputs.items()
+        if (family, system) not in twins
+        for i, (s, pred) in enumerate(zip(samples, preds))
+        if pred is not None  # None: the sample lacks what this baseline needs
+    ]
+    scored = score_jobs(jobs, workers)
+    for system, twin in twins.items():
+        for i in range(len(samples)):
+            if (twin, i) in scored:
+                scored[system, i] = scored[twin, i]
+    rows = []
+    for family, system in outputs:
+        for i, s in enumerate(samples):
+            if ((family, system), i) not in scored:
+                continue
+            room = errors[system][i] if family == "vam" and system in errors else {}
+            rows.append({"key": s.key, "family": family, "system": system, **scored[(family, system), i], **room})
     if rt60_model is not None:  # RT60 error the second way: AViTAR's blind estimator, in batches
         add_blind_rt60(rows, outputs, samples, rt60_model)
     return EvalResult(f"{split}", rows, summarize(rows), timing, rooms)
+
+
+SCORE_CHUNK = 16  # predictions per parallel scoring task
+
+
+def _score_chunk(chunk: list[tuple]) -> list[tuple]:
+    """Worker side of :func:`score_jobs`: one thread per process (the processes are the parallelism)."""
+    import torch
+
+    torch.set_num_threads(1)
+    return [(key, i, score(pred, ref, family)) for key, i, pred, ref, family in chunk]
+
+
+def score_jobs(jobs: list[tuple], workers: int = 0) -> dict[tuple, dict[str, float]]:
+    """``{(system key, sample index): metrics}`` for ``(key, index, prediction, reference,
+    family)`` jobs, on ``workers`` processes (0: all cores; 1: in this process), with a progress
+    bar. Every metric is deterministic, so the result does not depend on ``workers``."""
+    chunks = [jobs[i : i + SCORE_CHUNK] for i in range(0, len(jobs), SCORE_CHUNK)]
+    out = {}
+    if resolve_workers(workers) == 1:  # no process start-up, no pickling
+        with progress_bar("scoring", len(jobs)) as advance:
+            for key, i, pred, ref, family in jobs:
+                out[key, i] = score(pred, ref, family)
+                advance(1)
+        return out
+    for results in parallel_map(_score_chunk, chunks, workers, "scoring", units=len, total=len(jobs)):
+        for key, i, metrics in results:
+            out[key, i] = metrics
+    return out
 
 
 def identical_outputs(outputs: dict) -> dict:
