@@ -394,9 +394,6 @@ def eval_(
         Path | None, typer.Option(help="Also write the listening page (see `mvsd report`) to this folder.")
     ] = None,
     report_samples: Annotated[int, typer.Option(help="Samples shown on the listening page.")] = 4,
-    workers: Annotated[
-        int, typer.Option(min=0, help="Processes that score in parallel (0: all cores; the scores do not depend on it).")
-    ] = 0,
 ) -> None:
     """Score the baselines and the converters on one split with the field's metrics.
 
@@ -421,7 +418,6 @@ def eval_(
         blank_image=blank_image,
         limit=limit or None,
         baselines=not no_baselines,
-        workers=workers,
     )
     typer.echo(markdown(result))
     typer.echo("written: " + ", ".join(str(p) for p in paths.values()))

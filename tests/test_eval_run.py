@@ -166,20 +166,17 @@ def test_identical_outputs_pairs_only_equal_systems_of_one_family():
     assert identical_outputs(outputs) == {("vam", "b"): ("vam", "a")}
 
 
-def test_parallel_scoring_gives_the_same_scores(setup):
-    from mvsd.eval.baselines import read_samples
-    from mvsd.eval.metrics import Reference
-    from mvsd.eval.run import score_jobs
+def test_paired_difference_against_known_answers():
+    from mvsd.eval.run import paired_difference
 
-    samples = read_samples(setup / "ds", ["test_unseen", "val"])
-    jobs = []
-    for i, s in enumerate(samples):
-        vam = Reference(target=s.reverb, dry=s.clean, rt60=s.rt60, drr=s.drr)
-        jobs.append((("vam", "x"), i, s.reverb[::-1].copy(), vam, "vam"))
-        jobs.append((("dereverb", "x"), i, s.reverb, Reference(target=s.clean), "dereverb"))
-    one, two = score_jobs(jobs, workers=1), score_jobs(jobs, workers=2)
-    assert len(one) == 2 * len(samples) >= 8
-    assert one.keys() == two.keys()
-    for key, metrics in one.items():  # equal but for float rounding (BLAS threads differ)
-        assert metrics.keys() == two[key].keys()
-        assert np.allclose(list(metrics.values()), list(two[key].values()), rtol=1e-9, atol=1e-12, equal_nan=True)
+    gen = np.random.default_rng(0)
+    base = gen.normal(1.0, 0.5, 400)  # large between-sample spread
+    a = [{"family": "vam", "key": f"k{i}", "m": float(v)} for i, v in enumerate(base)]
+    shifted = [{**r, "m": r["m"] + 0.1} for r in a]  # every sample exactly 0.1 worse
+    mean, ci, n = paired_difference(a, shifted, "m")
+    assert (round(mean, 12), round(ci, 12), n) == (0.1, 0.0, 400)
+    noisy = [{**r, "m": r["m"] + 0.1 + e} for r, e in zip(a, gen.normal(0, 0.2, 400))]
+    noisy.append({"family": "vam", "key": "only-in-b", "m": 9.0})  # unpaired: left out
+    noisy[0]["m"] = float("nan")  # not finite: left out
+    mean, ci, n = paired_difference(a, noisy, "m")
+    assert n == 399 and abs(mean - 0.1) < ci < 1.96 * 0.2 / np.sqrt(399) * 1.2

@@ -38,7 +38,6 @@ import pyarrow.parquet as pq
 from mvsd import acoustics as ac
 from mvsd.audio_io import SAMPLE_RATE
 from mvsd.converter import Converter
-from mvsd.data.builder import parallel_map, resolve_workers
 from mvsd.eval.baselines import (
     BASELINES,
     BaselineContext,
@@ -187,13 +186,11 @@ def evaluate(
     baselines: bool = True,
     wpe_val: int = 12,
     rt60_model=None,
-    workers: int = 0,
 ) -> EvalResult:
     """Score baselines (fit on the train split, WPE tuned on ``wpe_val`` val pairs) and each
     round's converters (``{label: round folder}``) on ``split``, at ``steps`` (None: the
     checkpoint's default) or at each step count of ``sweep`` (quality vs time). With
-    ``rt60_model`` (:func:`rt60_estimator_for`) VAM rows also get ``blind_rt60_error``. Scoring
-    runs on ``workers`` processes (0: all cores)."""
+    ``rt60_model`` (:func:`rt60_estimator_for`) VAM rows also get ``blind_rt60_error``."""
     samples = read_samples(dataset, [split], limit=limit)
     if not samples:
         raise ValueError(f"{dataset}: no paired samples in split {split!r}")
@@ -219,7 +216,8 @@ def evaluate(
             rooms[name] = next(iter(found.values()))
     errors = {system: comparison.errors() for system, comparison in rooms.items()}
     # Identical outputs (e.g. the physical estimate, 0 steps, of rounds whose head did not
-    # change) are scored once; the rest in parallel on ``workers`` processes.
+    # change) are scored once. (Scoring in several processes was measured: no faster on 2
+    # cores, where numpy and torch already use both.)
     twins = identical_outputs(outputs)
     jobs = [
         ((family, system), i, pred, _reference(s, family), family)
@@ -228,7 +226,11 @@ def evaluate(
         for i, (s, pred) in enumerate(zip(samples, preds))
         if pred is not None  # None: the sample lacks what this baseline needs
     ]
-    scored = score_jobs(jobs, workers)
+    scored = {}
+    with progress_bar("scoring", len(jobs)) as advance:
+        for key, i, pred, ref, family in jobs:
+            scored[key, i] = score(pred, ref, family)
+            advance(1)
     for system, twin in twins.items():
         for i in range(len(samples)):
             if (twin, i) in scored:
@@ -243,35 +245,6 @@ def evaluate(
     if rt60_model is not None:  # RT60 error the second way: AViTAR's blind estimator, in batches
         add_blind_rt60(rows, outputs, samples, rt60_model)
     return EvalResult(f"{split}", rows, summarize(rows), timing, rooms)
-
-
-SCORE_CHUNK = 16  # predictions per parallel scoring task
-
-
-def _score_chunk(chunk: list[tuple]) -> list[tuple]:
-    """Worker side of :func:`score_jobs`: one thread per process (the processes are the parallelism)."""
-    import torch
-
-    torch.set_num_threads(1)
-    return [(key, i, score(pred, ref, family)) for key, i, pred, ref, family in chunk]
-
-
-def score_jobs(jobs: list[tuple], workers: int = 0) -> dict[tuple, dict[str, float]]:
-    """``{(system key, sample index): metrics}`` for ``(key, index, prediction, reference,
-    family)`` jobs, on ``workers`` processes (0: all cores; 1: in this process), with a progress
-    bar. Every metric is deterministic, so the result does not depend on ``workers``."""
-    chunks = [jobs[i : i + SCORE_CHUNK] for i in range(0, len(jobs), SCORE_CHUNK)]
-    out = {}
-    if resolve_workers(workers) == 1:  # no process start-up, no pickling
-        with progress_bar("scoring", len(jobs)) as advance:
-            for key, i, pred, ref, family in jobs:
-                out[key, i] = score(pred, ref, family)
-                advance(1)
-        return out
-    for results in parallel_map(_score_chunk, chunks, workers, "scoring", units=len, total=len(jobs)):
-        for key, i, metrics in results:
-            out[key, i] = metrics
-    return out
 
 
 def identical_outputs(outputs: dict) -> dict:
@@ -333,6 +306,21 @@ def rt60_estimator_for(dataset: str | Path, cache: str | Path = "checkpoints/rt6
     path.parent.mkdir(parents=True, exist_ok=True)
     save_rt60_estimator(model, path, report)
     return model, report
+
+
+def paired_difference(rows_a: list[dict], rows_b: list[dict], metric: str) -> tuple[float, float, int]:
+    """Mean per-sample difference ``b - a`` of ``metric`` over the (family, key) pairs both systems
+    scored (finite values), its 95 % half-width (1.96 s/sqrt(n)) and n: the test for "b is
+    measurably worse than a" on the same samples (``benchmarks/paired.py``)."""
+    a = {(r["family"], r["key"]): r.get(metric) for r in rows_a}
+    diffs = []
+    for r in rows_b:
+        other = a.get((r["family"], r["key"]))
+        if other is not None and r.get(metric) is not None and math.isfinite(r[metric] - other):
+            diffs.append(r[metric] - other)
+    d = np.asarray(diffs, dtype=float)
+    ci = 1.96 * d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else float("nan")
+    return (float(d.mean()) if len(d) else float("nan")), float(ci), len(d)
 
 
 def summarize(rows: list[dict]) -> dict[str, dict[str, tuple[float, float, int]]]:
