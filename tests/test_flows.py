@@ -94,7 +94,9 @@ def test_inbox_quarantines_a_corrupt_file_and_learns_from_the_rest(harness, pair
     s = inbox(
         data=str(data),
         version=True,
-        overrides=[*overrides(tmp_path, paired, box), "orchestration.checkpoints=ck"],
+        # the inbox's ingest fans out as Ray tasks (issue 15: the flows use the builder's switch);
+        # the other inbox tests ingest on local processes
+        overrides=[*overrides(tmp_path, paired, box), "orchestration.checkpoints=ck", "shards.executor=ray"],
     )
 
     assert s["new"] == 7 and s["ingested"] == 6  # 2 dry + 2 pairs (4 files) + 1 broken
