@@ -33,17 +33,22 @@ def _stop(before: set[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _start_head(port: int, env: dict) -> subprocess.CompletedProcess:
+    """The user's `ray start --head` (1 CPU, no dashboard) on ``port``."""
+    return subprocess.run(
+        [str(RAY), "start", "--head", "--num-cpus=1", f"--port={port}",
+         "--include-dashboard=false", "--disable-usage-stats"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+
+
 @pytest.mark.skipif(not RAY.exists(), reason="ray CLI not installed")
 def test_a_running_ray_does_not_capture_our_commands():
     # the default temp dir: `ray start` leaves its address where ray.init() looks for one
     port = _free_port()
     before = _ray_pids()
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    started = subprocess.run(
-        [str(RAY), "start", "--head", "--num-cpus=1", f"--port={port}",
-         "--include-dashboard=false", "--disable-usage-stats"],
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+    started = _start_head(port, env)
     try:
         assert started.returncode == 0, started.stderr[-2000:]
         code = (
@@ -72,11 +77,7 @@ def test_joining_a_ray_start_cluster_by_address_handles_its_token(tmp_path):
     port = _free_port()
     before = _ray_pids()
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
-    started = subprocess.run(
-        [str(RAY), "start", "--head", "--num-cpus=1", f"--port={port}",
-         "--include-dashboard=false", "--disable-usage-stats"],
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+    started = _start_head(port, env)
     try:
         assert started.returncode == 0, started.stderr[-2000:]
         code = "import ray; from mvsd.cluster import init_ray; init_ray(); print('CPUS', int(ray.cluster_resources()['CPU']))"
