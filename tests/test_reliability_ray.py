@@ -21,16 +21,33 @@ def _free_port() -> int:
 
 
 def _ray_pids() -> set[int]:
-    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    # -ww: without it ps cuts lines at $COLUMNS (pytest sets it), and ".../site-packages/ray/..."
+    # of Ray's monitor, log monitor and dashboard fell past the cut, so they were never stopped
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True).stdout
     return {int(line.split()[0]) for line in out.splitlines() if "ray" in line and line.split()[0].isdigit()}
 
 
 def _stop(before: set[int]) -> None:
     """Kill the Ray processes that appeared during the test (the user's `ray start` and its
-    workers), not Rays that were running before it."""
-    for pid in _ray_pids() - before - {os.getpid()}:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    workers), not Rays that were running before it; fails if any of them is still there."""
+    left: set[int] = set()
+    for _ in range(10):
+        left = {p for p in _ray_pids() - before - {os.getpid()} if not _zombie(p)}
+        if not left:
+            return
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+    raise AssertionError(f"Ray processes left running after the test: {sorted(left)}")
+
+
+def _zombie(pid: int) -> bool:
+    """A killed process whose parent has not reaped it yet (it holds no memory or port)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True  # gone
 
 
 def _start_head(port: int, env: dict) -> subprocess.CompletedProcess:
