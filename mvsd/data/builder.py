@@ -20,6 +20,9 @@ A build never deletes what it did not write: it refuses a non-empty folder that 
 datasets (:func:`check_output_folder`), and holds an exclusive lock on the folder from
 :func:`open_build` to the end of :func:`build_dataset`, so a second build of the same folder
 fails at once instead of mixing its shards in.
+
+The dataset folder may be an fsspec URL (``s3://bucket/ds``): the same layout, each object
+uploaded whole, and a lock object instead of an flock (:mod:`mvsd.data.storage`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
 import traceback
@@ -52,13 +54,21 @@ from mvsd.data.manifest import (
 )
 from mvsd.data.sample import MEMBERS, Sample, encode_sample, sha256
 from mvsd.data.shards import write_bytes_atomic, write_shard
+from mvsd.data.storage import (  # noqa: F401 (lock_folder, unlock_folder, remove_temp_files: API)
+    BUILD_DIR,
+    LOCK_FILE,
+    join,
+    lock_folder,
+    open_dir,
+    read_bytes,
+    remove_temp_files,
+    unlock_folder,
+)
 from mvsd.errors import BadInput, OutputError
 from mvsd.progress import progress_bar
 
-BUILD_DIR = ".build"
 DATASET_JSON = "dataset.json"
 PLAN_FILE = "plan.sha256"  # in BUILD_DIR: the digest of the plan being built
-LOCK_FILE = "lock"  # in BUILD_DIR: empty (so the folder's content hash stays stable), flock'ed
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,7 @@ class ShardTask:
 
 @dataclass(frozen=True)
 class BuildSummary:
-    dataset: Path
+    dataset: Path | str  # a folder, or the URL it was built at
     samples: int
     quarantined: int
     shards: int
@@ -85,7 +95,7 @@ class BuildSummary:
 
     def line(self) -> str:
         q = (
-            f", quarantined {self.quarantined} (see {self.dataset / QUARANTINE})"
+            f", quarantined {self.quarantined} (see {join(self.dataset, QUARANTINE)})"
             if self.quarantined
             else ", quarantined 0"
         )
@@ -130,9 +140,10 @@ def run_task(task: ShardTask, make_sample: Callable[[Any], Sample], out: str) ->
         encoded.append((s.key, members))
     _maybe_die(task, out)
     if encoded:
-        write_shard(Path(out) / task.shard, encoded)
+        write_shard(join(out, task.shard), encoded)
     part = {"rows": rows, "quarantine": bad}
-    write_bytes_atomic(Path(out) / BUILD_DIR / task.part_name, json.dumps(part).encode())
+    # after the shard: a part file says its shard is whole
+    write_bytes_atomic(join(out, f"{BUILD_DIR}/{task.part_name}"), json.dumps(part).encode())
     return len(rows), len(bad)
 
 
@@ -145,9 +156,10 @@ def _maybe_die(task: ShardTask, out: str) -> None:
     folder remembers that it fired)."""
     if os.environ.get(FAULT_SHARD_ENV) != task.shard:
         return
-    marker = Path(out) / BUILD_DIR / f"{task.part_name}.fault-injected"
-    if not marker.exists():
-        marker.write_text(f"killed before writing {task.shard}\n")
+    marker = f"{BUILD_DIR}/{task.part_name}.fault-injected"
+    d = open_dir(out)
+    if not d.exists(marker):
+        write_bytes_atomic(d.path(marker), f"killed before writing {task.shard}\n".encode())
         os._exit(137)
 
 
@@ -228,6 +240,7 @@ def ray_map(fn: Callable[[Any], Any], items: list[Any], workers: int = 0) -> Ite
 
     init_ray()
     import ray
+
     faults = {k: os.environ[k] for k in (FAULT_SHARD_ENV,) if k in os.environ}  # tests only
     task = ray.remote(num_cpus=1, max_retries=RAY_TASK_RETRIES, retry_exceptions=False)(_call)
     if faults:
@@ -306,109 +319,56 @@ def _plan_digest(tasks: list[ShardTask], fingerprint: str) -> str:
     return h.hexdigest()
 
 
-def is_dataset_folder(out: Path) -> bool:
-    """``out`` holds a dataset (or a started build) of ours: its build plan, lock or dataset.json."""
-    build = out / BUILD_DIR
-    if (build / PLAN_FILE).is_file() or (build / LOCK_FILE).is_file():
+def is_dataset_folder(out: str | Path) -> bool:
+    """``out`` (a folder or URL) holds a dataset (or a started build) of ours: its build plan, lock
+    or dataset.json."""
+    d = open_dir(out)
+    if d.exists(f"{BUILD_DIR}/{PLAN_FILE}") or d.exists(f"{BUILD_DIR}/{LOCK_FILE}"):
         return True
     try:
-        info = json.loads((out / DATASET_JSON).read_text())
+        info = json.loads(d.read_text(DATASET_JSON))
     except (OSError, ValueError):
         return False
     return isinstance(info, dict) and "version" in info and "samples" in info
 
 
-def check_output_folder(out: Path) -> None:
-    """Refuse an output that is a file, or a non-empty folder that is not one of our datasets:
-    building there would delete the user's own ``shards/`` or ``.build/``."""
-    if not out.exists():
+def check_output_folder(out: str | Path) -> None:
+    """Refuse an output that is a file, or a non-empty folder (or URL prefix) that is not one of
+    our datasets: building there would delete the user's own ``shards/`` or ``.build/``."""
+    d = open_dir(out)
+    state = d.state()
+    if state == "missing":
         return
-    if not out.is_dir():
+    if state == "file":
         raise OutputError(f"{out}: a file, not a folder; the output must be a dataset folder")
-    if not is_dataset_folder(out) and any(out.iterdir()):
+    if not is_dataset_folder(out) and not d.is_empty():
         raise OutputError(
             f"{out}: not empty and not an mvsd dataset (no {DATASET_JSON}, no {BUILD_DIR}/{PLAN_FILE}); "
             "refusing to write into it: choose a new or empty folder"
         )
 
 
-# Locks this process holds: lock file (real path) -> (file descriptor, inode).
-_LOCKS: dict[str, tuple[int, int]] = {}
-
-
-def lock_folder(out: Path) -> None:
-    """Take the exclusive lock on the dataset folder ``out`` (re-entrant within this process);
-    fail at once, with OutputError, when another process holds it. Released by
-    :func:`unlock_folder` or when the process ends, however it ends."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no locking
-        return
-    path = out / BUILD_DIR / LOCK_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = os.path.realpath(path)
-    held = _LOCKS.get(key)
-    if held is not None:
-        try:
-            if os.stat(path).st_ino == held[1]:
-                return
-        except OSError:
-            pass
-        unlock_folder(out)  # the file was replaced (folder deleted and rebuilt): lock the new one
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise OutputError(
-            f"{out}: another run is building this dataset folder now (it holds {path}); "
-            "wait for it to finish, or write to another folder"
-        ) from None
-    _LOCKS[key] = (fd, os.fstat(fd).st_ino)
-
-
-def unlock_folder(out: Path) -> None:
-    held = _LOCKS.pop(os.path.realpath(out / BUILD_DIR / LOCK_FILE), None)
-    if held is not None:
-        os.close(held[0])  # closing the descriptor releases the flock
-
-
-def remove_temp_files(out: Path) -> None:
-    """Temporary files of killed writers (``.<name>.tmp-<pid>``); call with the folder locked."""
-    for sub in (out / "shards", out / BUILD_DIR):
-        if sub.is_dir():
-            for tmp in sub.rglob(".*.tmp-*"):
-                tmp.unlink(missing_ok=True)
-    for tmp in out.glob(".*.tmp-*"):
-        tmp.unlink(missing_ok=True)
-
-
 def open_build(out: str | Path, tasks: list[ShardTask], fingerprint: str) -> None:
-    """Make ``out`` ready to build ``tasks``: kept as it is when it was started with the same
-    plan (a resumed run), emptied of every earlier output when the plan differs.
+    """Make ``out`` (a folder or URL) ready to build ``tasks``: kept as it is when it was started
+    with the same plan (a resumed run), emptied of every earlier output when the plan differs.
 
     Refuses (OutputError) a folder that holds anything but one of our datasets, and one that
-    another process is building; takes the folder's lock (see :func:`lock_folder`).
+    another process is building; takes the folder's lock (see :func:`lock_folder` and
+    :class:`mvsd.data.storage.RemoteDir`).
     """
-    out = Path(out)
+    d = open_dir(out)
     check_output_folder(out)
-    lock_folder(out)
-    remove_temp_files(out)
+    d.lock()
+    d.remove_temp_files()
     digest = _plan_digest(tasks, fingerprint)
-    plan_file = out / BUILD_DIR / PLAN_FILE
-    if plan_file.exists() and plan_file.read_text() == digest:
+    plan_file = f"{BUILD_DIR}/{PLAN_FILE}"
+    if d.exists(plan_file) and d.read_text(plan_file) == digest:
         return
-    shutil.rmtree(out / "shards", ignore_errors=True)
-    for stale in (out / BUILD_DIR).iterdir():
-        if stale.name == LOCK_FILE:
-            continue
-        if stale.is_dir() and not stale.is_symlink():
-            shutil.rmtree(stale)
-        else:
-            stale.unlink()
+    d.remove_tree("shards")
+    d.clear_build_dir()
     for f in (MANIFEST, QUARANTINE, DATASET_JSON):
-        (out / f).unlink(missing_ok=True)
-    write_bytes_atomic(plan_file, digest.encode())
+        d.remove(f)
+    write_bytes_atomic(d.path(plan_file), digest.encode())
 
 
 def build_dataset(
@@ -424,27 +384,30 @@ def build_dataset(
 ) -> BuildSummary:
     """Run ``tasks`` (skipping those already done) and consolidate the dataset folder.
 
-    ``fingerprint`` is any string that changes when the meaning of the work items changes (the
-    producer's params); with the task list it decides whether an existing folder can be resumed.
+    ``out`` is a folder or an fsspec URL (module docstring). ``fingerprint`` is any string that
+    changes when the meaning of the work items changes (the producer's params); with the task
+    list it decides whether an existing folder can be resumed.
     """
     t0 = time.perf_counter()
-    out = Path(out)
+    d = open_dir(out)
+    check_in_process(out, workers, shards.executor)
+    out = d.location
     open_build(out, tasks, fingerprint)
     try:
         is_done = [task_done(out, t) for t in tasks]
-        todo = [t for t, d in zip(tasks, is_done) if not d]
+        todo = [t for t, done in zip(tasks, is_done) if not done]
         runner = _TaskRunner(make_sample, str(out))
         total = sum(len(t.items) for t in todo)
         for _ in parallel_map(runner, todo, workers, description, sum, total, shards.executor):
             pass
-        remove_temp_files(out)  # of task attempts killed mid-write and run again (executor ray)
+        d.remove_temp_files()  # of task attempts killed mid-write and run again (executor ray)
         version = consolidate(out, tasks, name, shards)
     except BaseException:
-        remove_temp_files(out)  # of workers stopped mid-write; finished shards stay for a rerun
+        d.remove_temp_files()  # of workers stopped mid-write; finished shards stay for a rerun
         raise
     finally:
-        unlock_folder(out)
-    rows = json.loads((out / DATASET_JSON).read_text())
+        d.unlock()
+    rows = json.loads(d.read_text(DATASET_JSON))
     return BuildSummary(
         out,
         rows["samples"],
@@ -456,28 +419,42 @@ def build_dataset(
     )
 
 
-def task_done(out: Path, task: ShardTask) -> bool:
+def check_in_process(out: str | Path, workers: int, executor: str) -> None:
+    """``memory://`` exists only in this process: refuse other processes writing there."""
+    if open_dir(out).in_process and (workers != 1 or executor != "local"):
+        raise ValueError(
+            f"{out}: an in-process filesystem; build it with workers=1 and shards.executor=local "
+            f"(got workers={workers}, executor={executor})"
+        )
+
+
+def task_done(out: str | Path, task: ShardTask) -> bool:
     """A task is done when its part file exists and so does its shard (unless every input of
     the task was quarantined, in which case no shard is written)."""
-    part = out / BUILD_DIR / task.part_name
-    if not part.exists():
+    d = open_dir(out)
+    part = f"{BUILD_DIR}/{task.part_name}"
+    if not d.exists(part):
         return False
-    return not json.loads(part.read_text())["rows"] or (out / task.shard).exists()
+    return not json.loads(d.read_text(part))["rows"] or d.exists(task.shard)
 
 
-def _read_parts(out: Path, tasks: list[ShardTask]) -> tuple[list[dict], list[dict]]:
+def _read_parts(out: str | Path, tasks: list[ShardTask]) -> tuple[list[dict], list[dict]]:
+    d = open_dir(out)
     rows, bad = [], []
     for t in tasks:
-        part = json.loads((out / BUILD_DIR / t.part_name).read_text())
+        part = json.loads(d.read_text(f"{BUILD_DIR}/{t.part_name}"))
         rows += part["rows"]
         bad += part["quarantine"]
     return rows, bad
 
 
 def stored_version(dataset: str | Path) -> str | None:
-    """The content version in ``<dataset>/dataset.json``, or None when it is not there."""
-    f = Path(dataset) / DATASET_JSON
-    return json.loads(f.read_text()).get("version") if f.exists() else None
+    """The content version in ``<dataset>/dataset.json`` (a folder or URL), or None when it is
+    not there."""
+    try:
+        return json.loads(read_bytes(join(dataset, DATASET_JSON))).get("version")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def dataset_version(rows: list[dict]) -> str:
@@ -490,16 +467,16 @@ def dataset_version(rows: list[dict]) -> str:
     return h.hexdigest()[:16]
 
 
-def consolidate(out: Path, tasks: list[ShardTask], name: str, shards: ShardsConfig) -> str:
+def consolidate(out: str | Path, tasks: list[ShardTask], name: str, shards: ShardsConfig) -> str:
     """Merge part files into the manifest, quarantine table and dataset.json; return the version.
 
     Shards under ``shards/`` that the plan does not name (left by a run of another plan) are
     removed, so the folder holds exactly what the manifest lists."""
+    d = open_dir(out)
     planned = {t.shard for t in tasks}
-    if (out / "shards").is_dir():
-        for tar in (out / "shards").rglob("*.tar"):
-            if tar.relative_to(out).as_posix() not in planned:
-                tar.unlink()
+    for tar in d.files("shards", ".tar"):
+        if tar not in planned:
+            d.remove(tar)
     rows, bad = _read_parts(out, tasks)
     dupes = [k for k, n in Counter(r["key"] for r in rows).items() if n > 1]
     if dupes:
@@ -510,8 +487,10 @@ def consolidate(out: Path, tasks: list[ShardTask], name: str, shards: ShardsConf
     source = rows[0]["source"] if rows else name
     for b in bad:
         b["source"] = source
-    write_table(to_table(rows, MANIFEST_SCHEMA), out / MANIFEST, shards.row_group_size, shards.compression)
-    write_table(to_table(bad, QUARANTINE_SCHEMA), out / QUARANTINE, shards.row_group_size, shards.compression)
+    write_table(to_table(rows, MANIFEST_SCHEMA), d.path(MANIFEST), shards.row_group_size, shards.compression)
+    write_table(
+        to_table(bad, QUARANTINE_SCHEMA), d.path(QUARANTINE), shards.row_group_size, shards.compression
+    )
     counts = Counter(f"{r['split']}/{r['kind']}" for r in rows)
     info = {
         "name": name,
@@ -521,5 +500,5 @@ def consolidate(out: Path, tasks: list[ShardTask], name: str, shards: ShardsConf
         "shards": len({r["shard"] for r in rows}),
         "counts": dict(sorted(counts.items())),
     }
-    write_bytes_atomic(out / DATASET_JSON, (json.dumps(info, indent=2) + "\n").encode())
+    write_bytes_atomic(d.path(DATASET_JSON), (json.dumps(info, indent=2) + "\n").encode())
     return version

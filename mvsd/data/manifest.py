@@ -92,7 +92,7 @@ def to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
 def write_table(
     table: pa.Table, path: str | Path, row_group_size: int = 4096, compression: str = "zstd"
 ) -> None:
-    """Write a table atomically; the same table gives the same bytes."""
+    """Write a table atomically (to a path or an fsspec URL); the same table gives the same bytes."""
     buf = io.BytesIO()
     pq.write_table(
         table,
@@ -120,7 +120,10 @@ def read_manifest(dataset: str | Path, filters: Any = None) -> pa.Table:
 
 
 def read_quarantine(dataset: str | Path) -> pa.Table:
-    path = Path(dataset) / QUARANTINE
-    if not path.exists():
+    """The quarantine table of a dataset folder or URL (empty when there is none)."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(str(dataset).rstrip("/") + "/" + QUARANTINE)
+    if not fs.exists(path):
         return QUARANTINE_SCHEMA.empty_table()
-    return pq.read_table(path)
+    return pq.read_table(path, filesystem=fs)

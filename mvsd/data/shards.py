@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
+from mvsd.data.storage import is_url, put_bytes
 from mvsd.errors import BadInput
 
 MAX_MEMBER_BYTES = 512 * 1024**2  # larger members are refused: a crafted header must not exhaust memory
@@ -40,18 +41,20 @@ def write_shard(path: str | Path, samples: Iterable[tuple[str, dict[str, bytes]]
 
     Members of a sample are written in sorted name order. The file appears under its final name
     only once complete (write to a temp file, fsync, rename), so a killed writer leaves no
-    half-shard that a reader could mistake for a whole one.
+    half-shard that a reader could mistake for a whole one. ``path`` may be an fsspec URL: the
+    tar is then made in memory and uploaded as one object (:mod:`mvsd.data.storage`).
     """
+    if is_url(path):
+        buf = io.BytesIO()
+        _write_tar(buf, samples)
+        put_bytes(str(path), buf.getvalue())
+        return buf.tell()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = atomic_path(path)
     try:
         with open(tmp, "wb") as f:
-            with tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-                for key, members in samples:
-                    for member in sorted(members):
-                        data = members[member]
-                        tar.addfile(_tarinfo(f"{key}.{member}", len(data)), io.BytesIO(data))
+            _write_tar(f, samples)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -62,8 +65,19 @@ def write_shard(path: str | Path, samples: Iterable[tuple[str, dict[str, bytes]]
     return path.stat().st_size
 
 
+def _write_tar(f: IO[bytes], samples: Iterable[tuple[str, dict[str, bytes]]]) -> None:
+    with tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for key, members in samples:
+            for member in sorted(members):
+                data = members[member]
+                tar.addfile(_tarinfo(f"{key}.{member}", len(data)), io.BytesIO(data))
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write a small file atomically (temp file + rename)."""
+    """Write a small file atomically (temp file + rename; on an fsspec URL, one upload)."""
+    if is_url(path):
+        put_bytes(str(path), data)
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = atomic_path(path)
