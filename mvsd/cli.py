@@ -93,7 +93,9 @@ def _params(params: Path | None, overrides: list[str] | None) -> Params:
 @app.command()
 @_friendly_errors
 def synth(
-    out: Annotated[Path, typer.Option(help="Dataset folder to write.")] = Path("datasets/simrooms"),
+    out: Annotated[
+        str, typer.Option(help="Dataset folder to write, or an fsspec URL (s3://bucket/simrooms).")
+    ] = "datasets/simrooms",
     speech_dir: Annotated[
         Path | None,
         typer.Option(
@@ -120,8 +122,8 @@ def synth(
 @_friendly_errors
 def ingest(
     source: Annotated[str, typer.Argument(help="soundspaces | avspeech | clean-folder | reverb-folder")],
-    path: Annotated[Path, typer.Argument(help="Root folder of the source's files.")],
-    out: Annotated[Path, typer.Option(help="Dataset folder to write.")],
+    path: Annotated[str, typer.Argument(help="Root folder of the source's files, or an fsspec URL.")],
+    out: Annotated[str, typer.Option(help="Dataset folder to write, or an fsspec URL (s3://bucket/ds).")],
     split: Annotated[
         str | None, typer.Option(help="Split for folder sources (default train); corpora keep their own.")
     ] = None,
@@ -454,7 +456,7 @@ def report(
 @data_app.command("stats")
 @_friendly_errors
 def data_stats(
-    dataset: Annotated[Path, typer.Argument(help="Dataset folder (holds manifest.parquet).")],
+    dataset: Annotated[str, typer.Argument(help="Dataset folder or URL (holds manifest.parquet).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Counts by split x kind, hours of audio, rooms, speakers and the RT60 distribution."""
@@ -470,7 +472,7 @@ def data_stats(
 @data_app.command("verify")
 @_friendly_errors
 def data_verify(
-    dataset: Annotated[Path, typer.Argument(help="Dataset folder (holds manifest.parquet).")],
+    dataset: Annotated[str, typer.Argument(help="Dataset folder or URL (holds manifest.parquet).")],
 ) -> None:
     """Re-read every shard and check it against the manifest (keys, members, SHA-256, decoding).
 

@@ -21,11 +21,16 @@ Every adapter brings audio to 16 kHz mono at ``audio.rms_db`` (peak below ``audi
 images to RGB uint8. An input that cannot be used (unreadable, empty, NaN, odd sample rate, no
 partner file, a pickle that imports code, a split folder we do not know) is quarantined with its
 reason; the others are ingested.
+
+The input root may be an fsspec URL (``s3://bucket/corpus``): it is listed once and each worker
+reads its own files straight from there (nothing is copied to local disk first); errors name the
+file's URL.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -47,6 +52,7 @@ from mvsd.audio_io import (
     scale_pair,
 )
 from mvsd.config import AudioConfig, IngestConfig, Params, to_dict
+from mvsd.data import storage
 from mvsd.data.builder import BuildSummary, build_dataset, plan_tasks
 from mvsd.data.safe_pickle import safe_load
 from mvsd.data.sample import SPLITS, Sample
@@ -98,11 +104,12 @@ class IngestJob:
 
     def __call__(self, item: Item) -> Sample:
         if item.problem:
-            raise BadInput(str(Path(self.root) / item.files[0]), item.problem)
+            raise BadInput(str(self.path(item.files[0])), item.problem)
         return ADAPTERS[self.source].make(self, item)
 
-    def path(self, rel: str) -> Path:
-        return Path(self.root) / rel
+    def path(self, rel: str) -> Path | str:
+        """An input's path, or its URL when the root is one."""
+        return storage.join(self.root, rel)
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,7 @@ class Adapter:
     name: str
     what: str  # what its inputs are called in "no ... found"
     own_splits: bool  # the source decides splits itself, so ``--split`` is refused
-    scan: Callable[[Path, Path | None], list[str]]
+    scan: Callable[[Path | str, Path | str | None], list[str]]
     plan: Callable[[list[str], IngestConfig, str], Groups]
     make: Callable[[IngestJob, Item], Sample]
 
@@ -120,12 +127,15 @@ class Adapter:
 # -- scanning and keys ----------------------------------------------------------------------------
 
 
-def scan_files(root: Path, extensions: tuple[str, ...], skip: Path | None = None) -> list[str]:
-    """Sorted POSIX paths relative to ``root`` of files with one of ``extensions`` (any case).
+def scan_files(root: Path | str, extensions: tuple[str, ...], skip: Path | str | None = None) -> list[str]:
+    """Sorted POSIX paths relative to ``root`` (a folder or URL) of files with one of
+    ``extensions`` (any case).
 
     Hidden files and folders (``.DS_Store``, ``.build``) and the ``skip`` folder (the output
     dataset, when it lies inside the input tree) are not searched.
     """
+    if storage.is_url(root):
+        return sorted(f for f in _list_url(str(root), skip) if os.path.splitext(f)[1].lower() in extensions)
     skip_real = os.path.realpath(skip) if skip is not None else None
     found = []
     for folder, dirs, names in os.walk(root):
@@ -139,6 +149,33 @@ def scan_files(root: Path, extensions: tuple[str, ...], skip: Path | None = None
             if not n.startswith(".") and os.path.splitext(n)[1].lower() in extensions:
                 found.append((rel / n).as_posix())
     return sorted(found)
+
+
+def _list_url(root: str, skip: Path | str | None) -> dict[str, dict]:
+    """``{relative path: info}`` of every file under the URL ``root`` (one listing), without
+    hidden files, files in hidden folders, and files under the URL ``skip``."""
+    fs, base = storage.url_to_fs(root)
+    base = base.rstrip("/")
+    skip_path = None
+    if skip is not None and storage.is_url(skip):
+        skip_fs, skip_path = storage.url_to_fs(str(skip))
+        skip_path = skip_path.rstrip("/") + "/" if skip_fs.protocol == fs.protocol else None
+    found = {}
+    for name, info in fs.find(base, detail=True).items():
+        rel = name[len(base) + 1 :]
+        if skip_path and (name + "/").startswith(skip_path):
+            continue
+        if rel and not any(part.startswith(".") for part in rel.split("/")):
+            found[rel] = info
+    return found
+
+
+def _fetch(url: str) -> bytes:
+    """An input object's bytes, or BadInput naming its URL."""
+    try:
+        return storage.read_bytes(url)
+    except OSError as e:
+        raise BadInput(url, f"unreadable ({type(e).__name__}: {e})") from None
 
 
 def make_key(rel: str) -> str:
@@ -171,10 +208,10 @@ def _stem(rel: str) -> str:
 # -- reading inputs -------------------------------------------------------------------------------
 
 
-def read_audio(path: Path) -> np.ndarray:
-    """A speech file as ``(T,)`` float32 at 16 kHz mono, or BadInput (unreadable, empty, NaN/Inf,
-    unsupported sample rate, all zeros)."""
-    x = load_audio(path)
+def read_audio(path: Path | str) -> np.ndarray:
+    """A speech file (path or URL) as ``(T,)`` float32 at 16 kHz mono, or BadInput (unreadable,
+    empty, NaN/Inf, unsupported sample rate, all zeros)."""
+    x = load_audio(path, _fetch(path)) if storage.is_url(path) else load_audio(path)
     if not np.any(x):
         raise BadInput(str(path), "audio is all zeros")
     return x
@@ -199,11 +236,12 @@ def rgb_from_array(x: Any, name: str) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.uint8)
 
 
-def read_image(path: Path) -> np.ndarray:
-    """An image file as ``(H, W, 3)`` uint8 RGB (EXIF rotation applied; 16-bit and float images
-    scaled by their maximum), or BadInput naming the file."""
+def read_image(path: Path | str) -> np.ndarray:
+    """An image file (path or URL) as ``(H, W, 3)`` uint8 RGB (EXIF rotation applied; 16-bit and
+    float images scaled by their maximum), or BadInput naming the file."""
+    source = io.BytesIO(_fetch(path)) if storage.is_url(path) else path
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             im = ImageOps.exif_transpose(im)
             if im.mode in ("RGB", "RGBA", "L", "LA", "P", "PA", "CMYK", "YCbCr", "1"):
                 return np.asarray(im.convert("RGB"))
@@ -241,7 +279,7 @@ def _pair(images: list[str], audios: list[str], pair_id: Callable[[str], str]) -
 # -- soundspaces ----------------------------------------------------------------------------------
 
 
-def _scan_soundspaces(root: Path, skip: Path | None) -> list[str]:
+def _scan_soundspaces(root: Path | str, skip: Path | str | None) -> list[str]:
     return scan_files(root, (".pkl",), skip)
 
 
@@ -328,7 +366,7 @@ def _acoustics(rir: np.ndarray | None) -> tuple[float | None, float | None]:
 def _make_soundspaces(job: IngestJob, item: Item) -> Sample:
     path = job.path(item.files[0])
     name = str(path)
-    data = safe_load(path, name)
+    data = safe_load(_fetch(path) if storage.is_url(path) else path, name)
     if not isinstance(data, dict):
         raise BadInput(name, f"expected a pickled dict, got {type(data).__name__}")
     missing = [k for k in ("source_audio", "receiver_audio", "rgb") if k not in data]
@@ -380,7 +418,7 @@ def _in_folder(rel: str, folder: str) -> bool:
     return folder in rel.split("/")[:-1]
 
 
-def _scan_avspeech(root: Path, skip: Path | None) -> list[str]:
+def _scan_avspeech(root: Path | str, skip: Path | str | None) -> list[str]:
     files = scan_files(root, IMAGE_EXTENSIONS + AUDIO_EXTENSIONS, skip)
     images, audios = _split_media(files)
     return sorted([f for f in images if _in_folder(f, "img")] + [f for f in audios if _in_folder(f, "audio")])
@@ -417,7 +455,7 @@ def _plan_avspeech(files: list[str], ingest: IngestConfig, split: str) -> Groups
     return groups
 
 
-def _scan_reverb_folder(root: Path, skip: Path | None) -> list[str]:
+def _scan_reverb_folder(root: Path | str, skip: Path | str | None) -> list[str]:
     return scan_files(root, IMAGE_EXTENSIONS + AUDIO_EXTENSIONS, skip)
 
 
@@ -453,7 +491,7 @@ def _make_reverb(job: IngestJob, item: Item) -> Sample:
 # -- clean-folder ---------------------------------------------------------------------------------
 
 
-def _scan_clean(root: Path, skip: Path | None) -> list[str]:
+def _scan_clean(root: Path | str, skip: Path | str | None) -> list[str]:
     return scan_files(root, AUDIO_EXTENSIONS, skip)
 
 
@@ -493,10 +531,15 @@ ADAPTERS: dict[str, Adapter] = {
 # -- the entry point ------------------------------------------------------------------------------
 
 
-def fingerprint(source: str, root: Path, files: list[str], params: Params, split: str) -> str:
-    """SHA-256 of what decides an ingest's output: source, each input's path, size and mtime,
-    the ``audio`` and ``ingest`` params (not ``workers``), the split and the adapter version."""
-    inputs = [[f, st.st_size, st.st_mtime_ns] for f in files for st in [(root / f).stat()]]
+def fingerprint(source: str, root: Path | str, files: list[str], params: Params, split: str) -> str:
+    """SHA-256 of what decides an ingest's output: source, each input's path, size and mtime
+    (on a URL: size and ETag, else modification time), the ``audio`` and ``ingest`` params (not
+    ``workers``), the split and the adapter version."""
+    if storage.is_url(root):
+        info = _list_url(str(root), None)
+        inputs = [[f, info[f].get("size"), _stamp(info[f])] for f in files]
+    else:
+        inputs = [[f, st.st_size, st.st_mtime_ns] for f in files for st in [(Path(root) / f).stat()]]
     ingest_params = to_dict(params.ingest)
     ingest_params.pop("workers")
     data = {
@@ -504,6 +547,50 @@ def fingerprint(source: str, root: Path, files: list[str], params: Params, split
         "audio": to_dict(params.audio), "ingest": ingest_params,
     }  # fmt: skip
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _input_root(path: str | Path, source: str) -> Path | str:
+    """The input folder (a Path) or URL (a str, without a trailing ``/``), which must exist."""
+    if storage.is_url(path):
+        url = str(path).rstrip("/")
+        fs, base = storage.url_to_fs(url)
+        if fs.isfile(base):
+            raise NotADirectoryError(f"{url}: not a folder ({source} reads a folder tree)")
+        if not fs.isdir(base):
+            raise FileNotFoundError(f"{url}: no such folder")
+        return url
+    root = storage.local_path(path)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root}: not a folder ({source} reads a folder tree)")
+    return root
+
+
+def _check_out_not_above(root: Path | str, out: str | Path) -> None:
+    """Refuse an output that is the input folder or above it (building would empty the input)."""
+    if storage.is_url(root) != storage.is_url(out):
+        return  # one on a local disk, the other on object storage
+    if storage.is_url(root):
+        (root_fs, real_root), (out_fs, real_out) = storage.url_to_fs(str(root)), storage.url_to_fs(str(out))
+        sep, same_fs = "/", root_fs.protocol == out_fs.protocol
+        real_root, real_out = real_root.rstrip("/"), real_out.rstrip("/")
+    else:
+        real_out, real_root = os.path.realpath(storage.local_path(out)), os.path.realpath(root)
+        sep, same_fs = os.sep, True
+    if same_fs and (real_root == real_out or real_root.startswith(real_out.rstrip(sep) + sep)):
+        raise OutputError(
+            f"--out {out} is the input folder {root} or contains it; write the dataset to a folder "
+            "outside the input (or inside it: the input's subfolders are fine)"
+        )
+
+
+def _stamp(info: dict) -> str:
+    """What changes when an object is replaced: its ETag (S3, GCS), else its modification time."""
+    for k in ("ETag", "etag", "md5Hash", "LastModified", "mtime", "updated", "created"):
+        if info.get(k) is not None:
+            return str(info[k])
+    return ""
 
 
 def _check_args(source: str, split: str | None) -> tuple[Adapter, str]:
@@ -520,7 +607,8 @@ def _check_args(source: str, split: str | None) -> tuple[Adapter, str]:
 def ingest(
     source: str, path: str | Path, out: str | Path, params: Params, split: str | None = None
 ) -> BuildSummary:
-    """Ingest the ``source`` data under ``path`` into the dataset folder ``out``.
+    """Ingest the ``source`` data under ``path`` into the dataset folder ``out`` (each a folder or
+    an fsspec URL such as ``s3://bucket/prefix``).
 
     A rerun with the same inputs and params resumes (finished shards are kept); any change to the
     inputs (a file added, removed or modified) or to the params rebuilds ``out``.
@@ -540,23 +628,14 @@ def ingest(
             datasets, or is being built by another process.
     """
     adapter, split_name = _check_args(source, split)
-    root = Path(path)
-    if not root.exists():
-        raise FileNotFoundError(f"{root}: no such folder")
-    if not root.is_dir():
-        raise NotADirectoryError(f"{root}: not a folder ({source} reads a folder tree)")
-    real_out, real_root = os.path.realpath(out), os.path.realpath(root)
-    if real_root == real_out or real_root.startswith(real_out.rstrip(os.sep) + os.sep):
-        raise OutputError(
-            f"--out {out} is the input folder {root} or contains it; write the dataset to a folder "
-            "outside the input (or inside it: the input's subfolders are fine)"
-        )
-    files = adapter.scan(root, Path(out))
+    root = _input_root(path, source)
+    _check_out_not_above(root, out)
+    files = adapter.scan(root, out if storage.is_url(out) else storage.local_path(out))
     if not files:
         raise BadInput(str(root), f"no {adapter.what} found")
     groups = adapter.plan(files, params.ingest, split_name)
     tasks = plan_tasks(groups, params.shards.samples_per_shard)
-    job = IngestJob(source, str(root.resolve()), params.audio)
+    job = IngestJob(source, root if storage.is_url(root) else str(root.resolve()), params.audio)
     return build_dataset(
         out, tasks, job, name=source, shards=params.shards, workers=params.ingest.workers,
         fingerprint=fingerprint(source, root, files, params, split_name),

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 
+from mvsd.data import storage
 from mvsd.data.manifest import member_column, read_manifest, read_quarantine
 from mvsd.data.sample import DECODERS, MEMBERS, SPLITS, sha256
 from mvsd.data.shards import iter_shard
@@ -115,18 +117,14 @@ class VerifyReport:
 def verify_dataset(dataset: str | Path) -> VerifyReport:
     """Re-read every shard; check each sample against its manifest row (keys, members, SHA-256)
     and that every member decodes. Tars under ``shards/`` that the manifest does not name are
-    reported too."""
-    root = Path(dataset)
-    rows = read_manifest(root).to_pylist()
+    reported too. ``dataset`` is a folder or an fsspec URL."""
+    root = storage.open_dir(dataset)
+    rows = read_manifest(dataset).to_pylist()
     by_shard: dict[str, dict[str, dict]] = defaultdict(dict)
     for r in rows:
         by_shard[r["shard"]][r["key"]] = r
     report = VerifyReport()
-    on_disk = (
-        {str(p.relative_to(root)) for p in (root / "shards").rglob("*.tar")}
-        if (root / "shards").exists()
-        else set()
-    )
+    on_disk = set(root.files("shards", ".tar"))
     for extra in sorted(on_disk - set(by_shard)):
         report.problems.append(f"{extra}: shard not in the manifest")
     with progress_bar("verifying shards", len(by_shard)) as advance:
@@ -136,21 +134,24 @@ def verify_dataset(dataset: str | Path) -> VerifyReport:
     return report
 
 
-def _verify_shard(root: Path, shard: str, expected: dict[str, dict], report: VerifyReport) -> None:
+def _verify_shard(
+    root: storage.LocalDir | storage.RemoteDir, shard: str, expected: dict[str, dict], report: VerifyReport
+) -> None:
     report.shards += 1
-    path = root / shard
-    if not path.exists():
+    if not root.exists(shard):
         report.problems.append(f"{shard}: missing ({len(expected)} samples)")
         return
     seen = set()
     try:
-        for key, members in iter_shard(path, name=shard, on_bad=lambda e: report.problems.append(str(e))):
-            report.samples += 1
-            seen.add(key)
-            if key not in expected:
-                report.problems.append(f"{shard}: key {key} not in the manifest")
-                continue
-            report.problems += _check_sample(shard, key, members, expected[key])
+        path = root.path(shard)
+        with (fsspec.open if storage.is_url(path) else open)(path, "rb") as f:
+            for key, members in iter_shard(f, name=shard, on_bad=lambda e: report.problems.append(str(e))):
+                report.samples += 1
+                seen.add(key)
+                if key not in expected:
+                    report.problems.append(f"{shard}: key {key} not in the manifest")
+                    continue
+                report.problems += _check_sample(shard, key, members, expected[key])
     except BadInput as e:
         report.problems.append(str(e))
     for key in sorted(set(expected) - seen):

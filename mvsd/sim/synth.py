@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -33,7 +32,16 @@ from scipy.signal import fftconvolve
 
 from mvsd.audio_io import scale_pair
 from mvsd.config import Params, to_dict
-from mvsd.data.builder import BUILD_DIR, BuildSummary, build_dataset, open_build, parallel_map, plan_tasks
+from mvsd.data import storage
+from mvsd.data.builder import (
+    BUILD_DIR,
+    BuildSummary,
+    build_dataset,
+    check_in_process,
+    open_build,
+    parallel_map,
+    plan_tasks,
+)
 from mvsd.data.sample import Sample
 from mvsd.data.shards import write_bytes_atomic
 from mvsd.sim import rooms
@@ -134,8 +142,8 @@ def fingerprint(params: Params, speech_dir: str | None) -> str:
 # -- stage 1: views -------------------------------------------------------------------------------
 
 
-def _view_path(out: str | Path, view_id: str) -> Path:
-    return Path(out) / BUILD_DIR / "views" / f"{view_id}.npz"
+def _view_path(out: str | Path, view_id: str) -> str | Path:
+    return storage.join(out, f"{BUILD_DIR}/views/{view_id}.npz")
 
 
 @dataclass(frozen=True)
@@ -146,7 +154,7 @@ class ViewJob:
     def __call__(self, view: rooms.View) -> str:
         """Simulate and render one view into its cache file (skipped if it is there)."""
         path = _view_path(self.out, view.view_id)
-        if path.exists():
+        if storage.exists(path):
             return view.view_id
         s = self.params.simrooms
         rir = rooms.simulate_rir(view, s.rir, seed=_view_seed(s.seed, view.view_id))
@@ -188,7 +196,10 @@ def _view_seed(seed: int, view_id: str) -> int:
 
 @lru_cache(maxsize=64)
 def _load_view(out: str, view_id: str) -> dict[str, np.ndarray]:
-    with np.load(_view_path(out, view_id), allow_pickle=False) as z:
+    path = _view_path(out, view_id)
+    with np.load(
+        io.BytesIO(storage.read_bytes(path)) if storage.is_url(path) else path, allow_pickle=False
+    ) as z:
         return {k: z[k] for k in z.files}
 
 
@@ -254,19 +265,25 @@ def make_sample(job: SynthJob, spec: SampleSpec) -> Sample:
 
 
 def synth(out: str | Path, params: Params, speech_dir: str | None = None) -> BuildSummary:
-    """Generate the SimRooms dataset into ``out`` (resuming a killed run)."""
-    out = Path(out)
+    """Generate the SimRooms dataset into ``out``, a folder or an fsspec URL (resuming a killed run)."""
+    d = storage.open_dir(out)
+    out = d.location
     s = params.simrooms
+    check_in_process(out, s.workers, params.shards.executor)
     if speech_dir:
         _folder(str(speech_dir))  # index the folder now, so a bad --speech-dir fails before any work
     views = plan_views(params)
     tasks = plan_tasks(plan_samples(params, views), params.shards.samples_per_shard)
     fp = fingerprint(params, str(speech_dir) if speech_dir else None)
     open_build(out, tasks, fp)
-    job = ViewJob(str(out), params)
-    for _ in parallel_map(job, views, s.workers, "rooms: RIRs + images", executor=params.shards.executor):
-        pass
-    write_rooms_table(out, views)
+    try:
+        job = ViewJob(str(out), params)
+        for _ in parallel_map(job, views, s.workers, "rooms: RIRs + images", executor=params.shards.executor):
+            pass
+        write_rooms_table(out, views)
+    except BaseException:
+        d.unlock()  # a lock object on a URL outlives this process unless deleted
+        raise
     job = SynthJob(str(out), params, str(speech_dir) if speech_dir else None)
     summary = build_dataset(
         out,
@@ -278,11 +295,11 @@ def synth(out: str | Path, params: Params, speech_dir: str | None = None) -> Bui
         fingerprint=fp,
         description="samples",
     )
-    shutil.rmtree(out / BUILD_DIR / "views", ignore_errors=True)
+    d.remove_tree(f"{BUILD_DIR}/views")
     return summary
 
 
-def write_rooms_table(out: Path, views: list[rooms.View]) -> None:
+def write_rooms_table(out: str | Path, views: list[rooms.View]) -> None:
     """``rooms.json``: every view's geometry, materials, positions and measured acoustics."""
     rows = []
     for v in views:
@@ -301,4 +318,4 @@ def write_rooms_table(out: Path, views: list[rooms.View]) -> None:
                 "drr_db": round(float(z["drr"]), 3),
             }
         )
-    write_bytes_atomic(out / "rooms.json", (json.dumps(rows, indent=1) + "\n").encode())
+    write_bytes_atomic(storage.join(out, "rooms.json"), (json.dumps(rows, indent=1) + "\n").encode())
