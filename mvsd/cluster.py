@@ -71,6 +71,12 @@ def quiet_train_worker_logs() -> None:
     driver gets it — mvsd's fit_round reports the same error once (one line where it is known)."""
     logging.getLogger("ray.train").setLevel(logging.WARNING)
     logging.getLogger("ray.train.v2._internal.util").setLevel(logging.CRITICAL)
+    try:  # "Reporting training result ..." per checkpoint: its logger is named by its file's path
+        from ray.train.v2._internal.execution import context
+
+        logging.getLogger(context.__file__).setLevel(logging.WARNING)
+    except ImportError:  # another Ray version
+        pass
 
 
 def init_ray(object_store_mb: int = DEFAULT_OBJECT_STORE_MB) -> None:
@@ -117,6 +123,9 @@ def init_ray(object_store_mb: int = DEFAULT_OBJECT_STORE_MB) -> None:
                     f"{token_file()} / RAY_AUTH_TOKEN: {e2}. Is it running (`ray status`)?"
                 ) from None
     else:
+        # A private instance: Ray turns token authentication on for it (kept: other users of this
+        # machine cannot submit work to it) and warns on every start that it did; say nothing.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         ray.init(
             address="local",
             num_cpus=os.cpu_count(),

@@ -181,3 +181,20 @@ def test_diverged_training_is_one_error_and_not_retried(dataset, tmp_path, monke
         fit_round(p, {"paired": str(dataset)}, tmp_path / "ck", "nan", 0)
     (marker,) = (tmp_path / "ck" / "nan").glob("round-0-state-*.fault-injected")
     assert marker.read_text().splitlines() == ["nan at step 3"]
+
+
+@pytest.mark.slow
+def test_a_ray_training_says_only_what_the_user_needs(dataset, tmp_path):
+    """The console of `mvsd train` on a private Ray: no per-checkpoint "Reporting training result"
+    lines from Ray Train's workers, no warning that Ray turned token authentication on."""
+    sets = [*TINY_TRAIN, "train.steps=2", "train.checkpoint_every=1", "train.workers=1",
+            f"train.storage_path={tmp_path / 'ray'}"]  # fmt: skip
+    cmd = [sys.executable, "-m", "mvsd.cli", "train", "--dataset", str(dataset), "--run", "t",
+           "--checkpoints", str(tmp_path / "ck"), *[x for o in sets for x in ("--set", o)]]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    console = run.stdout + run.stderr
+    assert "round 0 of t:" in console
+    for noise in ("Reporting training result", "Token authentication is enabled", "Traceback"):
+        assert noise not in console, console[-3000:]
