@@ -1,0 +1,133 @@
+"""The room head alone: how well does it read rooms it never saw? (choose here, not on test_unseen)
+
+    .venv/bin/python benchmarks/room_head.py --dataset datasets/simrooms [--aux 0.5] [--steps 600] \
+        [--seeds 0,1] [--extra datasets/devrooms]
+
+Trains the ``small`` visual encoder + room head exactly as round 0's room steps do
+(:func:`mvsd.train.room.pretrain_rooms`: batch 32, augmented, cosine lr, per-band log-T60 + DRR
+loss; the decay-curve term is left out, it teaches band levels, not T60/DRR) on the paired
+training samples of every room but every 5th, and scores the held-out rooms' views (and, with
+``--extra``, the test_unseen rooms of another SimRooms draw) with ``mvsd eval``'s room errors:
+T60 = mean over the six octave bands of |predicted - true|, in seconds; DRR in dB.
+
+``--aux W`` adds a second linear head on the same embedding that predicts the view's room
+description from SimRooms' ``rooms.json`` (log volume, log height, log surface/volume, the
+surface-weighted absorption per band, log mic-to-talker distance; standardised), weighted by W:
+does teaching the encoder what a room is made of help it read T60 on rooms it never saw?
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from room_ceiling import view_features  # noqa: E402
+
+from mvsd.eval.baselines import read_samples  # noqa: E402
+from mvsd.eval.run import true_room  # noqa: E402
+from mvsd.images import augment, resize_pixels  # noqa: E402
+from mvsd.models.room import RoomHead, RoomTargets, param_loss  # noqa: E402
+from mvsd.models.visual import VisualConfig, VisualEncoder  # noqa: E402
+
+SIZE = (96, 128)
+
+
+def description(view: dict) -> np.ndarray:
+    f = view_features(view)
+    alpha = 0.161 * f["volume"] / (f["surface"] * f["eyring"])  # -ln(1 - a) per band, from Eyring back
+    return np.concatenate(
+        [[np.log(f["volume"]), np.log(f["height"]), np.log(f["surface"] / f["volume"]), np.log(f["dist"])], alpha]
+    ).astype(np.float32)
+
+
+def load(dataset: str, split: str):
+    views = {v["view_id"]: v for v in json.loads((Path(dataset) / "rooms.json").read_text())}
+    samples = [s for s in read_samples(dataset, [split]) if s.rir is not None]
+    t60, drr = true_room(samples)
+    images = torch.stack([torch.from_numpy(resize_pixels(s.image, SIZE)) for s in samples])
+    desc = np.stack([description(views[s.meta["view"]]) for s in samples])
+    rooms = np.array([s.room_id for s in samples])
+    return images.float(), torch.tensor(t60, dtype=torch.float32), torch.tensor(drr, dtype=torch.float32), desc, rooms
+
+
+def errors(enc, head, images, t60, drr) -> tuple[float, float]:
+    enc.eval(), head.eval()
+    with torch.no_grad():
+        room = head(enc(images)[0])
+    e = (room.t60 - t60).abs().numpy()
+    per = np.array([np.nanmean(r) for r in e if np.isfinite(r).any()])
+    return float(per.mean()), float((room.drr_db - drr).abs().mean())
+
+
+def train(images, t60, drr, desc, steps: int, aux: float, seed: int):
+    torch.manual_seed(seed)
+    enc = VisualEncoder(VisualConfig((16, 32, 64, 128), 256, 3, SIZE))
+    head = RoomHead(256)
+    aux_head = torch.nn.Linear(256, desc.shape[1])
+    params = list(enc.parameters()) + list(head.parameters()) + list(aux_head.parameters())
+    opt = torch.optim.AdamW(params, lr=2e-3, betas=(0.9, 0.99))
+    gen = torch.Generator().manual_seed(seed + 4242)
+    mu, sd = desc.mean(0), desc.std(0) + 1e-6
+    d = torch.tensor((desc - mu) / sd)
+    targets = RoomTargets(t60, drr, torch.zeros(len(t60), 6, 1))
+    n = len(images)
+    enc.train(), head.train()
+    for step in range(steps):
+        idx = torch.randint(0, n, (32,), generator=gen)
+        img = augment(images[idx], gen)
+        emb = enc(img)[0]
+        loss = param_loss(head(emb), targets.index(idx))
+        if aux > 0:
+            loss = loss + aux * (aux_head(emb) - d[idx]).abs().mean()
+        for g in opt.param_groups:
+            g["lr"] = 2e-3 * 0.5 * (1 + math.cos(math.pi * step / steps))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+    return enc, head
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="datasets/simrooms")
+    ap.add_argument("--extra", default=None, help="another SimRooms draw: also score its test_unseen rooms")
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--aux", default="0", help="weights of the room-description loss, comma-separated")
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    images, t60, drr, desc, rooms = load(args.dataset, "train")
+    ids = sorted(set(rooms))
+    held = np.isin(rooms, ids[::5])
+    tr, te = torch.tensor(~held), torch.tensor(held)
+    extra = load(args.extra, "test_unseen") if args.extra else None
+    mean = torch.nanmean(t60[tr], 0).expand(int(te.sum()), -1)
+    base = np.array([np.nanmean(r) for r in (mean - t60[te]).abs().numpy() if np.isfinite(r).any()]).mean()
+    print(f"{int(tr.sum())} training views of {len(ids) - len(ids[::5])} rooms; {int(te.sum())} held-out views "
+          f"of {len(ids[::5])} rooms; predicting the training mean: T60 {base:.3f} s")
+    print("| aux weight | seed | held-out T60 (s) | DRR (dB) | training T60 (s) | extra T60 (s) | extra DRR (dB) | s |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for aux in (float(a) for a in args.aux.split(",")):
+        for seed in (int(s) for s in args.seeds.split(",")):
+            t0 = time.perf_counter()
+            enc, head = train(images[tr], t60[tr], drr[tr], desc[held == 0], args.steps, aux, seed)
+            h = errors(enc, head, images[te], t60[te], drr[te])
+            t = errors(enc, head, images[tr], t60[tr], drr[tr])
+            x = errors(enc, head, *extra[:3]) if extra else (float("nan"), float("nan"))
+            print(f"| {aux} | {seed} | {h[0]:.3f} | {h[1]:.2f} | {t[0]:.3f} | {x[0]:.3f} | {x[1]:.2f} | "
+                  f"{time.perf_counter() - t0:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
