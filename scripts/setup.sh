@@ -21,7 +21,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
 fi
 stamp="$VENV/.mvsd-setup"
-want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+want=$(cat pyproject.toml scripts/setup.sh scripts/constraints.txt | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "setup: installing Python packages into $VENV (first time: a few minutes)"
     # torch 2.13.0's CPU build: pip takes it from this machine's wheel store (/opt/wheels);
@@ -29,6 +29,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     # require) is 6.5 GB and ~5.5 min (BENCHMARKS.md, "Set-up").
     quiet() { "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; }
     quiet "$VENV/bin/pip" install -q "torch==2.13.0"
-    quiet "$VENV/bin/pip" install -q -e ".[dev]"
+    quiet "$VENV/bin/pip" install -q -c scripts/constraints.txt -e ".[dev]"  # constraints: see the file
     echo "$want" > "$stamp"
 fi
