@@ -184,3 +184,12 @@ def test_room_targets_and_loss_are_zero_for_the_true_room():
     other = Room(room.t60 * 2, room.drr_db + 5, room.band_db, room.early_db)
     rir2 = ac.synth_rir(other.t60, other.drr_db, other.band_db, other.early_db, 2 * FS, noise)
     assert same < 0.1 < float(room_loss(other, rir2, tg))
+
+
+def test_band_masks_are_made_once_and_handed_out_as_copies():
+    a = ac.band_masks(4096, dtype=torch.float64)
+    assert torch.allclose(a.sum(0), torch.ones(2049, dtype=torch.float64))
+    a.zero_()  # a caller writing into its masks does not change anyone else's
+    b = ac.band_masks(4096, dtype=torch.float64)
+    assert torch.allclose(b.sum(0), torch.ones(2049, dtype=torch.float64))
+    assert ac.band_masks(4096).dtype == torch.float32
