@@ -175,7 +175,7 @@ def lock_folder(out: Path) -> None:
     fail at once, with OutputError, when another process holds it. Released by
     :func:`unlock_folder` or when the process ends, however it ends."""
     try:
-        import fcntl
+        import fcntl  # noqa: F401 (POSIX only: without it, no locking)
     except ImportError:  # not POSIX: no locking
         return
     path = out / BUILD_DIR / LOCK_FILE
@@ -189,15 +189,8 @@ def lock_folder(out: Path) -> None:
         except OSError:
             pass
         unlock_folder(out)  # the file was replaced (folder deleted and rebuilt): lock the new one
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise OutputError(
-            f"{out}: another run is building this dataset folder now (it holds {path}); "
-            "wait for it to finish, or write to another folder"
-        ) from None
+    fd = _flock(path, f"{out}: another run is building this dataset folder now (it holds {path}); "
+                "wait for it to finish, or write to another folder")
     _LOCKS[key] = (fd, os.fstat(fd).st_ino)
 
 
@@ -352,21 +345,27 @@ def _host_lock(url: str) -> int | None:
     """An flock'ed file in the temp folder, one per URL: builds of one URL on one host exclude
     each other at once, and a lock object left by this host can be told stale."""
     try:
-        import fcntl
+        import fcntl  # noqa: F401 (POSIX only: without it, no locking)
     except ImportError:
         return None
     folder = Path(tempfile.gettempdir()) / "mvsd-locks"
     folder.mkdir(exist_ok=True)
     path = folder / hashlib.sha256(url.encode()).hexdigest()[:24]
+    return _flock(path, f"{url}: another run on this machine is building this dataset now; wait for it "
+                  "to finish, or write elsewhere")
+
+
+def _flock(path: Path, busy: str) -> int:
+    """A descriptor of ``path`` (created if absent) holding its exclusive flock; OutputError
+    ``busy`` at once when another process holds it."""
+    import fcntl
+
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        raise OutputError(
-            f"{url}: another run on this machine is building this dataset now; wait for it to finish, "
-            "or write elsewhere"
-        ) from None
+        raise OutputError(busy) from None
     return fd
 
 
