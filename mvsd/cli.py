@@ -448,8 +448,8 @@ def report(
     from mvsd.eval.run import evaluate
 
     rounds = round_labels(round_ or [])
-    result = evaluate(dataset, split, rounds, limit=limit)
-    page = make_report(dataset, split, rounds, out, n=samples, result=result)
+    result = evaluate(dataset, split, rounds, limit=limit, examples=samples)
+    page = make_report(result, out, title=f"{dataset}, split {split}")
     typer.echo(f"report: {page.resolve()}")
 
 

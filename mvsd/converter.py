@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,17 +140,50 @@ class Converter:
         is zero-padded, longer audio is cut into overlapping segments that are cross-faded. The
         output has the input's RMS level (clipped to [-1, 1]). Deterministic for a given ``seed``.
         """
+        k = self.spec.steps if steps is None else steps
+        return self.convert_steps(audio, image, [k], seed, sampler)[k]
+
+    @torch.inference_mode()
+    def convert_steps(
+        self,
+        audio: np.ndarray | torch.Tensor,
+        image: Any,
+        steps: Sequence[int],
+        seed: int = 0,
+        sampler: str | None = None,
+        seconds: dict[int, float] | None = None,
+    ) -> dict[int, np.ndarray]:
+        """:meth:`convert` at several step counts (quality vs time), ``{steps: output}``: the image
+        is encoded and the physical first estimate made once; each output equals what
+        ``convert(audio, image, k, seed, sampler)`` returns. ``seconds``, if given, receives what
+        each output would have cost on its own (the shared part plus its refinement)."""
+        t0 = time.perf_counter()
         x, single = _as_batch(audio)
         images = prepare_images(image, x.shape[0], self.spec.image_size, self.spec.use_depth).to(self.device)
         rms = x.pow(2).mean(dim=1, keepdim=True).sqrt()
         target = 10 ** (self.spec.rms_db / 20)
         gain = torch.where(rms > 0, target / rms.clamp(min=1e-12), torch.ones_like(rms))
-        y = self._convert(x.to(self.device) * gain.to(self.device), images, steps, seed, sampler).cpu()
-        # The models work at the datasets' level (spec.rms_db); give the user back the input's.
-        y_rms = y.pow(2).mean(dim=1, keepdim=True).sqrt()
-        y = torch.where(y_rms > 0, y * rms / y_rms.clamp(min=1e-12), y).clamp(-1.0, 1.0)
-        y = y.numpy().astype(np.float32)
-        return y[0] if single else y
+        x = x.to(self.device) * gain.to(self.device)
+        net = self.inference_net.eval()
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        embedding, tokens = net.encode_image(images)
+        estimate = net.first_estimate(x, net.room(embedding), gen)
+        after_estimate = gen.get_state()
+        shared = time.perf_counter() - t0
+        out = {}
+        for k in dict.fromkeys(steps):
+            t1 = time.perf_counter()
+            gen.set_state(after_estimate)  # every step count refines from the same state
+            y = estimate if k == 0 else self._refine(net, x, estimate, embedding, tokens, k, gen, sampler)
+            y = y.cpu()
+            # The models work at the datasets' level (spec.rms_db); give the user back the input's.
+            y_rms = y.pow(2).mean(dim=1, keepdim=True).sqrt()
+            y = torch.where(y_rms > 0, y * rms / y_rms.clamp(min=1e-12), y).clamp(-1.0, 1.0)
+            y = y.numpy().astype(np.float32)
+            out[k] = y[0] if single else y
+            if seconds is not None:
+                seconds[k] = shared + time.perf_counter() - t1
+        return out
 
     @torch.inference_mode()
     def describe_room(self, image: Any, batch: int = 1) -> Room:
@@ -157,18 +192,18 @@ class Converter:
         net = self.inference_net.eval()
         return net.room(net.encode_image(images)[0])
 
-    def _convert(
-        self, x: torch.Tensor, images: torch.Tensor, steps: int | None, seed: int, sampler: str | None
+    def _refine(
+        self,
+        net: MVSDNet,
+        x: torch.Tensor,
+        estimate: torch.Tensor,
+        embedding: torch.Tensor,
+        tokens: torch.Tensor,
+        steps: int,
+        gen: torch.Generator,
+        sampler: str | None,
     ) -> torch.Tensor:
-        """Physical first estimate of the whole input, then the flow refines it segment by segment
-        (``steps = 0``: the first estimate alone)."""
-        net = self.inference_net.eval()
-        steps = self.spec.steps if steps is None else steps
-        gen = torch.Generator(device=self.device).manual_seed(seed)
-        embedding, tokens = net.encode_image(images)
-        estimate = net.first_estimate(x, net.room(embedding), gen)
-        if steps == 0:
-            return estimate
+        """The flow refines the physical first estimate of the whole input segment by segment."""
         seg = round(self.spec.segment_seconds * self.spec.sample_rate)
         hop = seg - round(self.spec.overlap_seconds * self.spec.sample_rate)
         est_segs, owners, starts = split_segments(estimate, seg, hop)

@@ -140,3 +140,19 @@ def test_checkpoint_loading_never_unpickles(conv, tmp_path):
     evil.write_bytes(pickle.dumps(print))
     with pytest.raises(CheckpointError):
         Converter.from_checkpoint(evil)
+
+
+def test_convert_steps_equals_one_convert_per_step_count(model_cfg):
+    """A sweep shares the image encoding and the physical estimate, nothing else: each output is
+    bit for bit what convert() gives at that step count."""
+    conv = Converter.new("reverb", model_cfg, seed=1)
+    with torch.no_grad():  # a refinement that does something (a new U-Net's output layer is zero)
+        for p in conv.inference_net.unet.head.parameters():
+            p.copy_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(7)))
+    x = np.stack([speechish(1.5, 1), speechish(1.5, 2)])
+    seconds: dict[int, float] = {}
+    many = conv.convert_steps(x, [IMG, IMG[::-1]], [0, 1, 2], seed=5, seconds=seconds)
+    assert sorted(many) == sorted(seconds) == [0, 1, 2] and all(s > 0 for s in seconds.values())
+    for k, y in many.items():
+        np.testing.assert_array_equal(y, conv.convert(x, [IMG, IMG[::-1]], steps=k, seed=5))
+    assert not np.array_equal(many[0], many[1]) and not np.array_equal(many[1], many[2])

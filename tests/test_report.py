@@ -5,7 +5,9 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
+import soundfile as sf
 from conftest import TINY_SIMROOMS
 
 from mvsd.config import load_params
@@ -42,19 +44,49 @@ def setup(tmp_path_factory):
 
 def test_report_shows_the_room_scatter_and_the_image_ablation(setup, tmp_path):
     rounds = {"round-0": setup / "round-0"}
-    result = evaluate(setup / "ds", "test_unseen", rounds, limit=2, wpe_val=2)
-    blank = evaluate(setup / "ds", "test_unseen", rounds, limit=2, baselines=False, blank_image=True)
-    page = make_report(setup / "ds", "test_unseen", rounds, tmp_path / "a", n=1, result=merge(result, blank))
+    result = evaluate(setup / "ds", "test_unseen", rounds, limit=2, wpe_val=2, examples=1)
+    blank = evaluate(setup / "ds", "test_unseen", rounds, limit=2, baselines=False, blank_image=True, examples=1)
+    page = make_report(merge(result, blank), tmp_path / "a")
     text = page.read_text()
     assert "Room read from the image" in text and "Image ablation" in text
     for j, label in enumerate(("round-0", "round-0-blank-image")):
         assert f"src='media/room-{j}.png' alt='room scatter {label}'" in text
         assert (tmp_path / "a" / "media" / f"room-{j}.png").read_bytes()[:4] == b"\x89PNG"
     assert "<td>room_t60_error</td>" in text and "blank / picture" in text
-    # without an evaluation the scatter reads the report's own samples; no round, no scatter
-    text = make_report(setup / "ds", "test_unseen", rounds, tmp_path / "b", n=1).read_text()
-    assert "alt='room scatter round-0'" in text and "Image ablation" not in text
-    assert "room scatter" not in make_report(setup / "ds", "test_unseen", {}, tmp_path / "c", n=1).read_text()
+    # the blank-image outputs are on the page to listen to, beside the picture's
+    assert (tmp_path / "a" / "media" / "0-vam-round-0-blank-image.wav").exists()
+    # no round, no scatter
+    baselines_only = evaluate(setup / "ds", "test_unseen", {}, limit=1, wpe_val=2, examples=1)
+    assert "room scatter" not in make_report(baselines_only, tmp_path / "c").read_text()
+
+
+def test_report_plays_what_the_evaluation_computed(setup, tmp_path, monkeypatch):
+    """The page renders the evaluation's own outputs: it converts nothing and reads no dataset."""
+    import mvsd.converter
+    import mvsd.eval.baselines
+
+    rounds = {"round-0": setup / "round-0"}
+    result = evaluate(setup / "ds", "test_unseen", rounds, limit=3, wpe_val=2, sweep=[0, 1], examples=2)
+    assert [s.key for s in result.examples] == [r["key"] for r in result.rows[:2]]
+    assert all(len(v) == 2 for v in result.example_outputs.values())
+
+    def forbidden(*a, **k):
+        raise AssertionError("the report recomputed something")
+
+    monkeypatch.setattr(mvsd.converter.Converter, "convert_steps", forbidden)
+    monkeypatch.setattr(mvsd.eval.baselines, "read_samples", forbidden)
+    page = make_report(result, tmp_path / "r", title="tiny, split test_unseen")
+    assert "tiny, split test_unseen: 2 samples" in page.read_text()
+    for i in range(2):
+        for (family, system), ys in result.example_outputs.items():
+            task = "vam" if family == "vam" else "dereverb"
+            wav = tmp_path / "r" / "media" / f"{i}-{task}-{system}.wav"
+            if ys[i] is None:  # a baseline that needs what the sample lacks
+                assert not wav.exists()
+                continue
+            heard, sr = sf.read(wav, dtype="float32")
+            expect = ys[i] / max(1.0, float(np.abs(ys[i]).max()))
+            assert sr == 16000 and np.abs(heard - expect).max() < 2e-4, (system, i)
 
 
 @pytest.mark.skipif(
@@ -62,8 +94,8 @@ def test_report_shows_the_room_scatter_and_the_image_ablation(setup, tmp_path):
 )
 def test_report_opens_from_disk_with_every_element(setup, tmp_path):
     rounds = {"round-0": setup / "round-0"}
-    result = evaluate(setup / "ds", "test_unseen", rounds, limit=2, wpe_val=2)
-    page = make_report(setup / "ds", "test_unseen", rounds, tmp_path / "report", n=2, result=result)
+    result = evaluate(setup / "ds", "test_unseen", rounds, limit=2, wpe_val=2, examples=2)
+    page = make_report(result, tmp_path / "report")
     text = page.read_text()
     assert "round-0" in text and "Ground truth" in text and "±" in text
     probe = page.with_name("probe.html")

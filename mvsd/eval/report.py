@@ -1,9 +1,10 @@
 """``mvsd report``: a static listening page like the paper's demo page, opened from disk.
 
-For a handful of test samples: the room image, then for each task (VAM: dry -> room;
-dereverberation: room -> dry) an audio player and a spectrogram for the source, the ground truth,
-every baseline and every round's converter; below them the metric tables (mean ± 95% CI of an
-``mvsd eval`` run on the same split) and bar plots; for each round's reverberator, scatter plots
+It renders what an evaluation (:func:`mvsd.eval.run.evaluate` with ``examples``) computed and
+computes nothing itself. For the evaluation's first few samples: the room image, then for each
+task (VAM: dry -> room; dereverberation: room -> dry) an audio player and a spectrogram for the
+source, the ground truth and every system the evaluation ran (baselines, each round at each step
+count, blank-image rows); below them the metric tables (mean ± 95% CI) and bar plots; for each round's reverberator, scatter plots
 of the room it reads from the picture (per-octave-band T60 and DRR, :class:`RoomComparison`)
 against the true RIR's, with what it reads from a blank grey image beside them; and, when the
 evaluation has ``--blank-image`` rows next to the picture rows, the image ablation table. Every
@@ -23,17 +24,8 @@ import soundfile as sf
 from PIL import Image
 
 from mvsd.audio_io import SAMPLE_RATE
-from mvsd.converter import Converter
-from mvsd.eval.baselines import BaselineContext, RirBank, read_samples
 from mvsd.eval.metrics import METRICS
-from mvsd.eval.run import (
-    BAND_NAMES,
-    EvalResult,
-    RoomComparison,
-    baseline_outputs,
-    converter_outputs,
-    room_comparison,
-)
+from mvsd.eval.result import BAND_NAMES, EvalResult, RoomComparison
 
 TASKS = {"vam": ("clean", "reverb"), "dereverb": ("reverb", "clean")}  # family -> (source, truth)
 
@@ -188,43 +180,24 @@ def _table_html(summary: dict, family: str) -> str:
     return f"<table><tr><th>system</th>{head}</tr>{''.join(rows)}</table>"
 
 
-def _rooms_to_plot(
-    result: EvalResult | None, rounds: dict, dataset, split, samples
-) -> dict[str, RoomComparison]:
-    """The evaluation's room comparisons (one per round: a step sweep repeats the same one), else
-    each round's reverberator read on the report's own samples."""
-    if result is not None and result.rooms:
-        out: dict[str, RoomComparison] = {}
-        for name, c in result.rooms.items():
-            if not any(c is d for d in out.values()):
-                out[name.split("@")[0]] = c
-        return out
-    return {
-        label: room_comparison(
-            Converter.from_checkpoint(Path(folder) / "reverb.safetensors", expect_direction="reverb"), samples
-        )
-        for label, folder in rounds.items()
-    }
+def _rooms_to_plot(result: EvalResult) -> dict[str, RoomComparison]:
+    """The evaluation's room comparisons, one per round (a step sweep repeats the same one)."""
+    out: dict[str, RoomComparison] = {}
+    for name, c in result.rooms.items():
+        if not any(c is d for d in out.values()):
+            out[name.split("@")[0]] = c
+    return out
 
 
-def make_report(
-    dataset: str | Path,
-    split: str,
-    rounds: dict[str, Path],
-    out: str | Path,
-    n: int = 4,
-    result: EvalResult | None = None,
-) -> Path:
-    """Write ``out/index.html`` and its media; returns the page's path."""
+def make_report(result: EvalResult, out: str | Path, title: str = "") -> Path:
+    """Write ``out/index.html`` and its media from what an evaluation computed (its
+    ``examples``, ``example_outputs``, ``summary`` and ``rooms``: nothing is recomputed); returns
+    the page's path. ``title`` says what was evaluated (dataset and split)."""
     out = Path(out)
     (out / "media").mkdir(parents=True, exist_ok=True)
-    samples = read_samples(dataset, [split], limit=n)
-    ctx = BaselineContext(bank=RirBank.from_dataset(dataset))
-    outputs = baseline_outputs(samples, ctx)
-    for label, folder in rounds.items():
-        outputs.update(converter_outputs(Path(folder), label, samples, None, False, {}))
+    samples, outputs = result.examples, result.example_outputs
     parts = [
-        f"<h1>MVSD listening report</h1><p>{html.escape(str(dataset))}, split <b>{split}</b>, {len(samples)} samples</p>"
+        f"<h1>MVSD listening report</h1><p>{html.escape(title or result.name)}: {len(samples)} samples</p>"
     ]
     for i, s in enumerate(samples):
         Image.fromarray(s.image).save(out / "media" / f"{i}-room.png")
@@ -237,7 +210,7 @@ def make_report(
             f'<h2>Sample {i + 1}: {html.escape(s.key)}</h2><p>{meta}</p><img class="room" src="media/{i}-room.png" alt="room image">'
         )
         for task, (src, truth) in TASKS.items():
-            title = (
+            heading = (
                 "Visual acoustic matching (dry → room)" if task == "vam" else "Dereverberation (room → dry)"
             )
             cells = [("Source", _clip(out, f"media/{i}-{task}-source", getattr(s, src))),
@@ -248,17 +221,16 @@ def make_report(
                 if family == task and ys[i] is not None  # None: the sample lacks what it needs
             ]
             row = "".join(f"<td><b>{html.escape(name)}</b><br>{c}</td>" for name, c in cells)
-            parts.append(f"<h3>{title}</h3><table class='clips'><tr>{row}</tr></table>")
-    if result is not None:
-        parts.append("<h2>Metrics</h2>")
-        for family, metric in (("vam", "stft_distance"), ("dereverb", "si_sdr")):
-            _bar_plot(result.summary, family, metric, out / "media" / f"plot-{family}.png")
-            parts.append(
-                f"<h3>{family}</h3>{_table_html(result.summary, family)}<img src='media/plot-{family}.png' alt='{metric} plot'>"
-            )
-        (out / "metrics.json").write_text(json.dumps(result.summary, indent=1))
-        parts.append(_ablation_html(result.summary))
-    rooms = _rooms_to_plot(result, rounds, dataset, split, samples)
+            parts.append(f"<h3>{heading}</h3><table class='clips'><tr>{row}</tr></table>")
+    parts.append("<h2>Metrics</h2>")
+    for family, metric in (("vam", "stft_distance"), ("dereverb", "si_sdr")):
+        _bar_plot(result.summary, family, metric, out / "media" / f"plot-{family}.png")
+        parts.append(
+            f"<h3>{family}</h3>{_table_html(result.summary, family)}<img src='media/plot-{family}.png' alt='{metric} plot'>"
+        )
+    (out / "metrics.json").write_text(json.dumps(result.summary, indent=1))
+    parts.append(_ablation_html(result.summary))
+    rooms = _rooms_to_plot(result)
     if rooms:
         parts.append("<h2>Room read from the image</h2><p>Each round's reverberator: the per-band T60 "
                      "and DRR its head reads from the picture (dots) and from a blank grey image "

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,50 +45,11 @@ from mvsd.eval.baselines import (
     tune_wpe,
 )
 from mvsd.eval.metrics import METRICS, Reference, score
+from mvsd.eval.result import BAND_NAMES, ROOM_METRICS, EvalResult, Outputs, RoomComparison
 from mvsd.progress import progress_bar
 
 FAMILY_OF = {"reverb": "vam", "dereverb": "dereverb"}
-BAND_NAMES = tuple(f"{b:g}" for b in ac.BANDS)  # "125", ..., "4000"
-ROOM_METRICS = (*(f"room_t60_error_{b}" for b in BAND_NAMES), "room_t60_error", "room_drr_error")
-
-
-@dataclass(frozen=True)
-class RoomComparison:
-    """A reverberator's room description against the truth, one row per sample.
-
-    ``pred_*``: what the converter read from the image it was given (the room's, or grey with
-    ``blank_image``); ``blank_*``: from a uniform grey image (the ablation; the same for every
-    sample); ``true_*``: the true RIR's per-band T60 (NaN where unmeasurable or without a RIR) and
-    the sample's DRR."""
-
-    keys: list[str]
-    true_t60: np.ndarray  # (N, 6) seconds
-    pred_t60: np.ndarray  # (N, 6)
-    blank_t60: np.ndarray  # (N, 6)
-    true_drr: np.ndarray  # (N,) dB
-    pred_drr: np.ndarray  # (N,)
-    blank_drr: np.ndarray  # (N,)
-
-    def errors(self) -> list[dict[str, float]]:
-        """Per sample: ``room_t60_error_<band>``, their mean ``room_t60_error`` (over measurable
-        bands) and ``room_drr_error``, absolute, NaN where the truth is unknown."""
-        out = []
-        for i in range(len(self.keys)):
-            e = np.abs(self.pred_t60[i] - self.true_t60[i])
-            row = {f"room_t60_error_{b}": float(v) for b, v in zip(BAND_NAMES, e, strict=True)}
-            row["room_t60_error"] = float(np.nanmean(e)) if np.isfinite(e).any() else float("nan")
-            row["room_drr_error"] = float(abs(self.pred_drr[i] - self.true_drr[i]))
-            out.append(row)
-        return out
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    name: str
-    rows: list[dict]  # per sample
-    summary: dict[str, dict[str, tuple[float, float, int]]]  # "family/system" -> metric -> (mean, ci95, n)
-    timing: dict[str, float]  # "family/system/rtf" -> processing seconds per second of audio
-    rooms: dict[str, RoomComparison] = field(default_factory=dict)  # VAM system -> room description
+__all__ = ["BAND_NAMES", "ROOM_METRICS", "EvalResult", "RoomComparison", "evaluate", "run_evaluation"]
 
 
 def _reference(s, family: str) -> Reference:
@@ -99,7 +58,7 @@ def _reference(s, family: str) -> Reference:
     return Reference(target=s.clean)
 
 
-def baseline_outputs(samples, ctx: BaselineContext) -> dict[tuple[str, str], list[np.ndarray | None]]:
+def baseline_outputs(samples, ctx: BaselineContext) -> Outputs:
     """Every baseline's outputs, ``(family, name) -> [one per sample]``; ``None`` where the sample
     lacks what the baseline needs (:class:`~mvsd.eval.baselines.MissingInput`)."""
     out: dict[tuple[str, str], list[np.ndarray | None]] = {}
@@ -155,23 +114,32 @@ def converter_outputs(
     round_dir: Path,
     label: str,
     samples,
-    steps: int | None,
+    steps: int | None | list[int],
     blank_image: bool,
     timing: dict,
     rooms: dict | None = None,
-) -> dict:
-    """Both converters' outputs for every sample; seconds per clip of audio go into ``timing``;
-    with ``rooms``, the reverberator's :func:`room_comparison` goes into ``rooms[label]``."""
-    out = {}
+) -> Outputs:
+    """Both converters' outputs for every sample: labelled ``label`` at ``steps`` (None: the
+    checkpoint's default), or ``label@<k>steps`` for each k of a list (a sweep; the image is
+    encoded and the physical estimate made once for all, :meth:`Converter.convert_steps`).
+    Seconds per second of audio go into ``timing`` (what each output costs on its own); with
+    ``rooms``, the reverberator's :func:`room_comparison` goes into ``rooms[name]``."""
+    out: Outputs = {}
     for direction, family in FAMILY_OF.items():
         conv = Converter.from_checkpoint(round_dir / f"{direction}.safetensors", expect_direction=direction)
+        sweep = isinstance(steps, list)
+        ks = steps if sweep else [conv.spec.steps if steps is None else steps]
+        names = [f"{label}@{k}steps" for k in ks] if sweep else [label]
         if rooms is not None and direction == "reverb":
-            rooms[label] = room_comparison(conv, samples, blank_image)
+            comparison = room_comparison(conv, samples, blank_image)  # the room does not depend on the steps
+            rooms.update(dict.fromkeys(names, comparison))
         x = np.stack([s.clean if direction == "reverb" else s.reverb for s in samples])
         images = [np.full_like(s.image, 128) if blank_image else s.image for s in samples]
-        t0 = time.perf_counter()
-        out[(family, label)] = list(conv.convert(x, images, steps=steps, seed=0))
-        timing[f"{family}/{label}/rtf"] = (time.perf_counter() - t0) / (x.size / SAMPLE_RATE)
+        seconds: dict[int, float] = {}
+        ys = conv.convert_steps(x, images, ks, seed=0, seconds=seconds)
+        for name, k in zip(names, ks, strict=True):
+            out[(family, name)] = list(ys[k])
+            timing[f"{family}/{name}/rtf"] = seconds[k] / (x.size / SAMPLE_RATE)
     return out
 
 
@@ -186,15 +154,18 @@ def evaluate(
     baselines: bool = True,
     wpe_val: int = 12,
     rt60_model=None,
+    examples: int = 0,
 ) -> EvalResult:
     """Score baselines (fit on the train split, WPE tuned on ``wpe_val`` val pairs) and each
     round's converters (``{label: round folder}``) on ``split``, at ``steps`` (None: the
     checkpoint's default) or at each step count of ``sweep`` (quality vs time). With
-    ``rt60_model`` (:func:`rt60_estimator_for`) VAM rows also get ``blind_rt60_error``."""
+    ``rt60_model`` (:func:`rt60_estimator_for`) VAM rows also get ``blind_rt60_error``. The first
+    ``examples`` samples and every system's outputs for them are kept in the result (the report's
+    listening page plays them)."""
     samples = read_samples(dataset, [split], limit=limit)
     if not samples:
         raise ValueError(f"{dataset}: no paired samples in split {split!r}")
-    outputs: dict[tuple[str, str], list[np.ndarray]] = {}
+    outputs: Outputs = {}
     if baselines:
         val = read_samples(dataset, ["val"], limit=wpe_val)
         wpe_params, _ = tune_wpe([(s.reverb, s.clean) for s in val])
@@ -205,15 +176,7 @@ def evaluate(
     rooms: dict[str, RoomComparison] = {}
     for label, folder in (rounds or {}).items():
         tag = f"{label}-blank-image" if blank_image else label
-        found: dict[str, RoomComparison] = {}  # the room does not depend on the steps: read it once
-        for k in sweep or [steps]:
-            name = tag if not sweep else f"{tag}@{k}steps"
-            outputs.update(
-                converter_outputs(
-                    Path(folder), name, samples, k, blank_image, timing, None if found else found
-                )
-            )
-            rooms[name] = next(iter(found.values()))
+        outputs.update(converter_outputs(Path(folder), tag, samples, sweep or steps, blank_image, timing, rooms))
     errors = {system: comparison.errors() for system, comparison in rooms.items()}
     # Identical outputs (e.g. the physical estimate, 0 steps, of rounds whose head did not
     # change) are scored once. (Scoring in several processes was measured: no faster on 2
@@ -244,7 +207,15 @@ def evaluate(
             rows.append({"key": s.key, "family": family, "system": system, **scored[(family, system), i], **room})
     if rt60_model is not None:  # RT60 error the second way: AViTAR's blind estimator, in batches
         add_blind_rt60(rows, outputs, samples, rt60_model)
-    return EvalResult(f"{split}", rows, summarize(rows), timing, rooms)
+    return EvalResult(
+        f"{split}",
+        rows,
+        summarize(rows),
+        timing,
+        rooms,
+        examples=samples[:examples],
+        example_outputs={system: preds[:examples] for system, preds in outputs.items()} if examples else {},
+    )
 
 
 def identical_outputs(outputs: dict) -> dict:
@@ -271,7 +242,10 @@ def merge(*results: EvalResult) -> EvalResult:
     rows = [r for res in results for r in res.rows]
     timing = {k: v for res in results for k, v in res.timing.items()}
     rooms = {k: v for res in results for k, v in res.rooms.items()}
-    return EvalResult(results[0].name, rows, summarize(rows), timing, rooms)
+    examples = next((res.examples for res in results if res.examples), [])
+    n = len(examples)
+    outputs = {k: v[:n] for res in results for k, v in res.example_outputs.items()}
+    return EvalResult(results[0].name, rows, summarize(rows), timing, rooms, examples, outputs)
 
 
 def add_blind_rt60(rows: list[dict], outputs: dict, samples, model) -> None:
@@ -420,12 +394,14 @@ def run_evaluation(
 ) -> tuple[EvalResult, dict[str, Path]]:
     """``mvsd eval`` as one call (the CLI and the flows use it): score, write the metric files and,
     with ``report``, the listening page from the same scores. ``kwargs`` go to :func:`evaluate`."""
+    from mvsd.eval.report import make_report
+
     model = rt60_estimator_for(dataset, rt60_cache)[0] if blind_rt60 else None
-    result = evaluate(dataset, split, rounds, rt60_model=model, **kwargs)
+    result = evaluate(
+        dataset, split, rounds, rt60_model=model, examples=report_samples if report else 0, **kwargs
+    )
     suffix = "-blank-image" if kwargs.get("blank_image") else ""
     paths = write(result, out, (name or split) + suffix)
     if report is not None:
-        from mvsd.eval.report import make_report
-
-        paths["report"] = make_report(dataset, split, rounds, report, n=report_samples, result=result)
+        paths["report"] = make_report(result, report, title=f"{dataset}, split {split}")
     return result, paths

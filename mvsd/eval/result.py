@@ -1,0 +1,62 @@
+"""What an evaluation computed: the types ``mvsd eval`` fills and the report renders.
+
+Kept apart from :mod:`mvsd.eval.run` (which computes) and :mod:`mvsd.eval.report` (which
+renders) so that the report depends on the result, never on the code that made it: the page shows
+exactly the outputs and scores the evaluation computed, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mvsd import acoustics as ac
+from mvsd.data.sample import Sample
+
+BAND_NAMES = tuple(f"{b:g}" for b in ac.BANDS)  # "125", ..., "4000"
+ROOM_METRICS = (*(f"room_t60_error_{b}" for b in BAND_NAMES), "room_t60_error", "room_drr_error")
+
+Outputs = dict[tuple[str, str], list[np.ndarray | None]]  # (family, system) -> one per sample (None: skipped)
+
+
+@dataclass(frozen=True)
+class RoomComparison:
+    """A reverberator's room description against the truth, one row per sample.
+
+    ``pred_*``: what the converter read from the image it was given (the room's, or grey with
+    ``blank_image``); ``blank_*``: from a uniform grey image (the ablation; the same for every
+    sample); ``true_*``: the true RIR's per-band T60 (NaN where unmeasurable or without a RIR) and
+    the sample's DRR."""
+
+    keys: list[str]
+    true_t60: np.ndarray  # (N, 6) seconds
+    pred_t60: np.ndarray  # (N, 6)
+    blank_t60: np.ndarray  # (N, 6)
+    true_drr: np.ndarray  # (N,) dB
+    pred_drr: np.ndarray  # (N,)
+    blank_drr: np.ndarray  # (N,)
+
+    def errors(self) -> list[dict[str, float]]:
+        """Per sample: ``room_t60_error_<band>``, their mean ``room_t60_error`` (over measurable
+        bands) and ``room_drr_error``, absolute, NaN where the truth is unknown."""
+        out = []
+        for i in range(len(self.keys)):
+            e = np.abs(self.pred_t60[i] - self.true_t60[i])
+            row = {f"room_t60_error_{b}": float(v) for b, v in zip(BAND_NAMES, e, strict=True)}
+            row["room_t60_error"] = float(np.nanmean(e)) if np.isfinite(e).any() else float("nan")
+            row["room_drr_error"] = float(abs(self.pred_drr[i] - self.true_drr[i]))
+            out.append(row)
+        return out
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    name: str
+    rows: list[dict]  # per sample
+    summary: dict[str, dict[str, tuple[float, float, int]]]  # "family/system" -> metric -> (mean, ci95, n)
+    timing: dict[str, float]  # "family/system/rtf" -> processing seconds per second of audio
+    rooms: dict[str, RoomComparison] = field(default_factory=dict)  # VAM system -> room description
+    # The first few samples and every system's outputs for them, kept for the listening page.
+    examples: list[Sample] = field(default_factory=list)
+    example_outputs: Outputs = field(default_factory=dict)
