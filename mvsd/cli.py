@@ -33,6 +33,25 @@ data_app = typer.Typer(
     help="Inspect and check datasets (shards + manifest).", no_args_is_help=True, rich_markup_mode="markdown"
 )
 app.add_typer(data_app, name="data")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from mvsd import __version__
+
+        typer.echo(f"mvsd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """MVSD: visual acoustic matching and dereverberation. Every knob lives in params.yaml;
+    override one with --set section.key=value."""
 err = Console(stderr=True, soft_wrap=True)  # long paths in errors stay on one line
 
 ParamsOpt = Annotated[
@@ -184,7 +203,7 @@ ImageOpt = Annotated[
 CkptOpt = Annotated[
     Path | None,
     typer.Option(
-        help="Converter checkpoint (.safetensors). Default: checkpoints/latest/<direction>.safetensors."
+        help="Converter checkpoint (.safetensors). Default: checkpoints/latest/reverb.safetensors (dereverb: dereverb.safetensors)."
     ),
 ]
 StepsOpt = Annotated[
@@ -259,7 +278,7 @@ def dereverb(
 
 
 DatasetOpt = Annotated[Path, typer.Option(help="Dataset folder with paired train samples.")]
-RunOpt = Annotated[str, typer.Option(help="Run name: checkpoints/<run>/round-<k>/.")]
+RunOpt = Annotated[str, typer.Option(help="Run name: the rounds go to checkpoints/RUN/round-K/.")]
 CheckpointsOpt = Annotated[Path, typer.Option(help="Where runs are exported.")]
 
 
@@ -385,7 +404,9 @@ def eval_(
     ] = None,
     blank_image: Annotated[bool, typer.Option(help="Ablation: feed the converters a blank image.")] = False,
     limit: Annotated[int | None, typer.Option(help="Only the first N samples of the split (0: all).")] = None,
-    no_baselines: Annotated[bool, typer.Option(help="Skip the baselines.")] = False,
+    baselines: Annotated[
+        bool, typer.Option("--baselines/--no-baselines", help="Score the baselines too (or only the converters).")
+    ] = True,
     blind_rt60: Annotated[
         bool,
         typer.Option(
@@ -419,7 +440,7 @@ def eval_(
         sweep=[int(k) for k in sweep.split(",")] if sweep else None,
         blank_image=blank_image,
         limit=limit or None,
-        baselines=not no_baselines,
+        baselines=baselines,
     )
     typer.echo(markdown(result))
     typer.echo("written: " + ", ".join(str(p) for p in paths.values()))

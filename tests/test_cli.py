@@ -37,6 +37,18 @@ def test_help_lists_commands():
     for cmd in ("synth", "ingest", "data", "reverb", "dereverb"):
         assert cmd in result.output
     assert "zero-padded" in runner.invoke(app, ["reverb", "--help"]).output
+    eval_help = runner.invoke(app, ["eval", "--help"]).output
+    assert "--no-baselines" in eval_help and "--no-no-baselines" not in eval_help
+    # placeholders survive the help's markdown rendering (<run> would be eaten as an HTML tag)
+    assert "checkpoints/RUN/round-K/" in runner.invoke(app, ["train", "--help"]).output
+    assert "checkpoints/latest/reverb" in runner.invoke(app, ["reverb", "--help"]).output
+
+
+def test_version():
+    from mvsd import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"mvsd {__version__}"
 
 
 def test_reverb_one_file(files):
