@@ -1,7 +1,7 @@
 """Paired comparison of two systems on the same samples (e.g. the blank-image ablation).
 
     .venv/bin/python benchmarks/paired.py metrics/demo-samples.parquet round-1@1steps \
-        metrics/demo-blank-image-samples.parquet round-1-blank-image
+        metrics/demo-samples.parquet round-1-blank-image@1steps
 
 For every metric: the mean per-sample difference (second minus first) with its 95 % confidence
 interval (1.96 s/sqrt(n), normal approximation), over the samples both systems scored. Two systems
@@ -17,7 +17,7 @@ import argparse
 import pyarrow.parquet as pq
 
 from mvsd.eval.metrics import METRICS
-from mvsd.eval.run import paired_difference as paired
+from mvsd.eval.result import paired_difference as paired
 
 
 def main() -> None:

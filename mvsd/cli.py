@@ -402,7 +402,16 @@ def eval_(
     sweep: Annotated[
         str | None, typer.Option(help="Comma-separated step counts to sweep, e.g. 1,2,4,8.")
     ] = None,
-    blank_image: Annotated[bool, typer.Option(help="Ablation: feed the converters a blank image.")] = False,
+    blank_image: Annotated[
+        bool, typer.Option(help="Feed the converters a uniform grey image instead of each room's (only).")
+    ] = False,
+    ablation: Annotated[
+        bool,
+        typer.Option(
+            help="Also the image ablation: the last --round again with a grey image, "
+            "rows ROUND-blank-image next to the pictures' in every file and the report."
+        ),
+    ] = False,
     limit: Annotated[int | None, typer.Option(help="Only the first N samples of the split (0: all).")] = None,
     baselines: Annotated[
         bool, typer.Option("--baselines/--no-baselines", help="Score the baselines too (or only the converters).")
@@ -439,6 +448,7 @@ def eval_(
         steps=steps,
         sweep=[int(k) for k in sweep.split(",")] if sweep else None,
         blank_image=blank_image,
+        ablation=ablation,
         limit=limit or None,
         baselines=baselines,
     )

@@ -180,3 +180,37 @@ def test_paired_difference_against_known_answers():
     noisy[0]["m"] = float("nan")  # not finite: left out
     mean, ci, n = paired_difference(a, noisy, "m")
     assert n == 399 and abs(mean - 0.1) < ci < 1.96 * 0.2 / np.sqrt(399) * 1.2
+
+
+def test_ablation_lands_in_the_same_files_and_report(setup, tmp_path):
+    """`mvsd eval --ablation`: the last round again with a grey image, same steps, same files."""
+    import re
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from mvsd.cli import app
+    from mvsd.eval.result import paired_difference
+
+    shutil.copytree(setup / "round-0", tmp_path / "round-1")
+    args = ["eval", "--dataset", str(setup / "ds"), "--split", "test_unseen", "--round", str(setup / "round-0"),
+            "--round", str(tmp_path / "round-1"), "--limit", "2", "--sweep", "0,1", "--no-baselines",
+            "--no-blind-rt60", "--ablation", "--out", str(tmp_path), "--name", "ab",
+            "--report", str(tmp_path / "report"), "--report-samples", "1"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    flat = json.loads((tmp_path / "ab.json").read_text())
+    for k in (0, 1):  # the newest round only, at every step count of the sweep
+        assert f"vam/round-1-blank-image@{k}steps/stft_distance" in flat
+        assert f"dereverb/round-1-blank-image@{k}steps/pesq" in flat
+    assert not any("round-0-blank-image" in key for key in flat)
+    rows = pq.read_table(tmp_path / "ab-samples.parquet").to_pylist()
+    pick = lambda system: [r for r in rows if r["family"] == "vam" and r["system"] == system]  # noqa: E731
+    a, b = pick("round-1@1steps"), pick("round-1-blank-image@1steps")
+    assert [r["key"] for r in a] == [r["key"] for r in b] and len(a) == 2
+    want = np.mean([y["stft_distance"] - x["stft_distance"] for x, y in zip(a, b)])
+    assert paired_difference(a, b, "stft_distance")[0] == pytest.approx(want)
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "Image ablation" in page and "grey − picture (paired, 95 % CI)" in page
+    row = re.search(r"<th>vam/round-1@1steps</th><td>stft_distance</td>(.*?)</tr>", page).group(1)
+    assert f"{want:+.3g}" in row

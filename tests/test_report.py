@@ -52,7 +52,7 @@ def test_report_shows_the_room_scatter_and_the_image_ablation(setup, tmp_path):
     for j, label in enumerate(("round-0", "round-0-blank-image")):
         assert f"src='media/room-{j}.png' alt='room scatter {label}'" in text
         assert (tmp_path / "a" / "media" / f"room-{j}.png").read_bytes()[:4] == b"\x89PNG"
-    assert "<td>room_t60_error</td>" in text and "blank / picture" in text
+    assert "<td>room_t60_error</td>" in text and "grey / picture" in text
     # the blank-image outputs are on the page to listen to, beside the picture's
     assert (tmp_path / "a" / "media" / "0-vam-round-0-blank-image.wav").exists()
     # no round, no scatter

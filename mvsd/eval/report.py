@@ -25,7 +25,7 @@ from PIL import Image
 
 from mvsd.audio_io import SAMPLE_RATE
 from mvsd.eval.metrics import METRICS
-from mvsd.eval.result import BAND_NAMES, EvalResult, RoomComparison
+from mvsd.eval.result import BAND_NAMES, EvalResult, RoomComparison, blank_twin, paired_difference
 
 TASKS = {"vam": ("clean", "reverb"), "dereverb": ("reverb", "clean")}  # family -> (source, truth)
 
@@ -131,14 +131,18 @@ def _room_scatter(c: RoomComparison, label: str, path: Path) -> None:
     plt.close(fig)
 
 
-def _ablation_html(summary: dict) -> str:
-    """Systems evaluated both with pictures and with ``--blank-image``: their means side by side."""
-    rows = []
+def _ablation_html(result: EvalResult) -> str:
+    """Systems evaluated both with pictures and with a grey image: their means side by side and
+    the paired difference (grey minus picture, same samples) with its 95 % interval."""
+    summary, rows = result.summary, result.rows
+    out = []
     for g, values in summary.items():
         family, system = g.split("/", 1)
-        blank = summary.get(f"{family}/{system}-blank-image")
-        if blank is None or system.endswith("-blank-image"):
+        blank = summary.get(f"{family}/{blank_twin(system)}")
+        if blank is None or "-blank-image" in system:
             continue
+        mine = [r for r in rows if r["family"] == family and r["system"] == system]
+        theirs = [r for r in rows if r["family"] == family and r["system"] == blank_twin(system)]
         for m in (
             *[m for m, spec in METRICS.items() if spec.family == family],
             "room_t60_error",
@@ -147,13 +151,15 @@ def _ablation_html(summary: dict) -> str:
             if m in values and m in blank:
                 a, b = values[m][0], blank[m][0]
                 ratio = f"{b / a:.2f}" if a else "-"
-                rows.append(f"<tr><th>{html.escape(family)}/{html.escape(system)}</th><td>{m}</td>"
-                            f"<td>{a:.4g}</td><td>{b:.4g}</td><td>{ratio}</td></tr>")  # fmt: skip
-    if not rows:
+                d, ci, _ = paired_difference(mine, theirs, m)
+                out.append(f"<tr><th>{html.escape(family)}/{html.escape(system)}</th><td>{m}</td>"
+                           f"<td>{a:.4g}</td><td>{b:.4g}</td><td>{ratio}</td><td>{d:+.3g} ± {ci:.2g}</td></tr>")  # fmt: skip
+    if not out:
         return ""
-    return ("<h2>Image ablation</h2><p>The same converters given a uniform grey image instead of the room's.</p>"
-            "<table><tr><th>system</th><th>metric</th><th>picture</th><th>blank image</th><th>blank / picture</th></tr>"
-            + "".join(rows) + "</table>")  # fmt: skip
+    return ("<h2>Image ablation</h2><p>The same converters given a uniform grey image instead of the room's, "
+            "on the same samples.</p><table><tr><th>system</th><th>metric</th><th>picture</th>"
+            "<th>grey image</th><th>grey / picture</th><th>grey − picture (paired, 95 % CI)</th></tr>"
+            + "".join(out) + "</table>")  # fmt: skip
 
 
 def _clip(out: Path, rel: str, x: np.ndarray) -> str:
@@ -229,7 +235,7 @@ def make_report(result: EvalResult, out: str | Path, title: str = "") -> Path:
             f"<h3>{family}</h3>{_table_html(result.summary, family)}<img src='media/plot-{family}.png' alt='{metric} plot'>"
         )
     (out / "metrics.json").write_text(json.dumps(result.summary, indent=1))
-    parts.append(_ablation_html(result.summary))
+    parts.append(_ablation_html(result))
     rooms = _rooms_to_plot(result)
     if rooms:
         parts.append("<h2>Room read from the image</h2><p>Each round's reverberator: the per-band T60 "

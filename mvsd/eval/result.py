@@ -7,6 +7,7 @@ exactly the outputs and scores the evaluation computed, once.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,3 +61,24 @@ class EvalResult:
     # The first few samples and every system's outputs for them, kept for the listening page.
     examples: list[Sample] = field(default_factory=list)
     example_outputs: Outputs = field(default_factory=dict)
+
+
+def blank_twin(system: str) -> str:
+    """The name of ``system``'s image-ablation rows: ``round-1@1steps`` -> ``round-1-blank-image@1steps``."""
+    base, at, steps = system.partition("@")
+    return f"{base}-blank-image{at}{steps}"
+
+
+def paired_difference(rows_a: list[dict], rows_b: list[dict], metric: str) -> tuple[float, float, int]:
+    """Mean per-sample difference ``b - a`` of ``metric`` over the (family, key) pairs both systems
+    scored (finite values), its 95 % half-width (1.96 s/sqrt(n)) and n: the test for "b is
+    measurably worse than a" on the same samples (``benchmarks/paired.py``)."""
+    a = {(r["family"], r["key"]): r.get(metric) for r in rows_a}
+    diffs = []
+    for r in rows_b:
+        other = a.get((r["family"], r["key"]))
+        if other is not None and r.get(metric) is not None and math.isfinite(r[metric] - other):
+            diffs.append(r[metric] - other)
+    d = np.asarray(diffs, dtype=float)
+    ci = 1.96 * d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else float("nan")
+    return (float(d.mean()) if len(d) else float("nan")), float(ci), len(d)

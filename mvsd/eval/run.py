@@ -45,11 +45,20 @@ from mvsd.eval.baselines import (
     tune_wpe,
 )
 from mvsd.eval.metrics import METRICS, Reference, score
-from mvsd.eval.result import BAND_NAMES, ROOM_METRICS, EvalResult, Outputs, RoomComparison
+from mvsd.eval.result import (
+    BAND_NAMES,
+    ROOM_METRICS,
+    EvalResult,
+    Outputs,
+    RoomComparison,
+    paired_difference,
+)
 from mvsd.progress import progress_bar
 
 FAMILY_OF = {"reverb": "vam", "dereverb": "dereverb"}
-__all__ = ["BAND_NAMES", "ROOM_METRICS", "EvalResult", "RoomComparison", "evaluate", "run_evaluation"]
+__all__ = [
+    "BAND_NAMES", "ROOM_METRICS", "EvalResult", "RoomComparison", "evaluate", "paired_difference", "run_evaluation",
+]  # fmt: skip
 
 
 def _reference(s, family: str) -> Reference:
@@ -282,21 +291,6 @@ def rt60_estimator_for(dataset: str | Path, cache: str | Path = "checkpoints/rt6
     return model, report
 
 
-def paired_difference(rows_a: list[dict], rows_b: list[dict], metric: str) -> tuple[float, float, int]:
-    """Mean per-sample difference ``b - a`` of ``metric`` over the (family, key) pairs both systems
-    scored (finite values), its 95 % half-width (1.96 s/sqrt(n)) and n: the test for "b is
-    measurably worse than a" on the same samples (``benchmarks/paired.py``)."""
-    a = {(r["family"], r["key"]): r.get(metric) for r in rows_a}
-    diffs = []
-    for r in rows_b:
-        other = a.get((r["family"], r["key"]))
-        if other is not None and r.get(metric) is not None and math.isfinite(r[metric] - other):
-            diffs.append(r[metric] - other)
-    d = np.asarray(diffs, dtype=float)
-    ci = 1.96 * d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else float("nan")
-    return (float(d.mean()) if len(d) else float("nan")), float(ci), len(d)
-
-
 def summarize(rows: list[dict]) -> dict[str, dict[str, tuple[float, float, int]]]:
     """Mean, 95% confidence half-width (normal approximation, 1.96 s/sqrt(n)) and n per metric;
     NaN values (e.g. PESQ of silence) are left out and n says how many remained."""
@@ -390,16 +384,28 @@ def run_evaluation(
     report_samples: int = 4,
     blind_rt60: bool = True,
     rt60_cache: str | Path = "checkpoints/rt60",
+    ablation: bool = False,
     **kwargs,
 ) -> tuple[EvalResult, dict[str, Path]]:
     """``mvsd eval`` as one call (the CLI and the flows use it): score, write the metric files and,
-    with ``report``, the listening page from the same scores. ``kwargs`` go to :func:`evaluate`."""
+    with ``report``, the listening page from the same scores. ``kwargs`` go to :func:`evaluate`.
+
+    ``ablation``: the last of ``rounds`` (the newest model) is evaluated a second time with a
+    uniform grey image instead of each room's, at the same steps (rows ``<label>-blank-image``,
+    :func:`~mvsd.eval.result.blank_twin`), in the same files and report as the rest."""
     from mvsd.eval.report import make_report
 
     model = rt60_estimator_for(dataset, rt60_cache)[0] if blind_rt60 else None
-    result = evaluate(
-        dataset, split, rounds, rt60_model=model, examples=report_samples if report else 0, **kwargs
-    )
+    examples = report_samples if report else 0
+    result = evaluate(dataset, split, rounds, rt60_model=model, examples=examples, **kwargs)
+    if ablation and rounds and not kwargs.get("blank_image"):
+        label, folder = list(rounds.items())[-1]
+        options = {k: v for k, v in kwargs.items() if k in ("steps", "sweep", "limit")}
+        blank = evaluate(
+            dataset, split, {label: folder}, rt60_model=model, examples=examples,
+            baselines=False, blank_image=True, **options,
+        )  # fmt: skip
+        result = merge(result, blank)
     suffix = "-blank-image" if kwargs.get("blank_image") else ""
     paths = write(result, out, (name or split) + suffix)
     if report is not None:
