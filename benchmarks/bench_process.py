@@ -14,13 +14,12 @@ Lower is better. Prints Markdown for BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 
 import numpy as np
 import torch
 
-from mvsd.config import load_params
+from mvsd.config import load_params, loader_config
 from mvsd.data.loader import make_loader
 from mvsd.eval.metrics import stft_distance
 from mvsd.train.state import TrainState
@@ -31,11 +30,11 @@ def train(params, dataset: str, steps: int, seconds: float) -> tuple[TrainState,
     state = TrainState.new(params.model, params.train)
     loader = make_loader(
         dataset,
-        params.loader,
+        loader_config(params, params.train.batch_size),
         splits=["train"],
         kinds=["paired"],
         seed=params.train.seed,
-        epoch_samples=steps * params.loader.batch_size,
+        epoch_samples=steps * params.train.batch_size,
     )
     gen = torch.Generator().manual_seed(0)
     t0 = time.perf_counter()
@@ -48,7 +47,7 @@ def train(params, dataset: str, steps: int, seconds: float) -> tuple[TrainState,
 
 
 def evaluate(state: TrainState, dataset: str, params, n: int, step_counts: list[int]) -> dict:
-    cfg = dataclasses.replace(params.loader, segment_seconds=2.56, batch_size=n)
+    cfg = loader_config(params, n, segment_seconds=2.56)
     batch = next(iter(make_loader(dataset, cfg, splits=["val"], kinds=["paired"], train=False)))
     clean, reverb, image = batch["clean"].numpy(), batch["reverb"].numpy(), batch["image"]
     rows = {}

@@ -131,11 +131,22 @@ class IngestConfig:
 
 @dataclass(frozen=True)
 class LoaderConfig:
+    """What :func:`mvsd.data.loader.make_loader` needs; the pipeline builds it with
+    :func:`loader_config` (clip length and picture size from the model, batch size from train)."""
+
     segment_seconds: float = 2.56
     batch_size: int = 8
     shuffle_buffer: int = 256
     num_workers: int = 1
     image_size: tuple[int, int] = (96, 128)  # (H, W) images are resized to
+
+
+@dataclass(frozen=True)
+class LoaderParams:
+    """The ``loader`` section: only what is the loader's own to decide."""
+
+    shuffle_buffer: int = 256
+    num_workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -256,7 +267,7 @@ class Params:
     simrooms: SimRoomsConfig = field(default_factory=SimRoomsConfig)
     shards: ShardsConfig = field(default_factory=ShardsConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
-    loader: LoaderConfig = field(default_factory=LoaderConfig)
+    loader: LoaderParams = field(default_factory=LoaderParams)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     pseudo: PseudoConfig = field(default_factory=PseudoConfig)
@@ -364,6 +375,19 @@ def default_params_path() -> Path:
     return Path(os.environ.get("MVSD_PARAMS", "params.yaml"))
 
 
+def loader_config(params: Params, batch_size: int, segment_seconds: float | None = None) -> LoaderConfig:
+    """The loader the pipeline trains with: clips of ``segment_seconds`` (default
+    ``model.segment_seconds``: whole clips, the physical estimate needs the tail), pictures at
+    ``model.image_size`` (what the converters are built for), ``batch_size`` samples."""
+    return LoaderConfig(
+        segment_seconds=params.model.segment_seconds if segment_seconds is None else segment_seconds,
+        batch_size=batch_size,
+        shuffle_buffer=params.loader.shuffle_buffer,
+        num_workers=params.loader.num_workers,
+        image_size=tuple(params.model.image_size),
+    )
+
+
 def load_params(path: str | Path | None = None, overrides: list[str] | None = None) -> Params:
     """Read and validate ``params.yaml``; sections absent from the file take their defaults.
 
@@ -427,11 +451,8 @@ RANGES: dict[str, tuple[float | None, float | None, str]] = {
     "ingest.val_fraction": (0, 1, "[]"),
     "ingest.test_fraction": (0, 1, "[]"),
     "ingest.workers": (0, 4096, "[]"),
-    "loader.segment_seconds": (0, 60, "(]"),
-    "loader.batch_size": (1, None, "[)"),
     "loader.shuffle_buffer": (0, None, "[)"),
     "loader.num_workers": (0, 1024, "[]"),
-    "loader.image_size.*": (8, 4096, "[]"),
     "model.flow_sigma": (0, None, "[)"),
     "model.steps": (1, 1000, "[]"),
     "model.segment_seconds": (0, 60, "(]"),

@@ -7,7 +7,7 @@ def test_repo_params_file_loads_and_matches_defaults_types():
     p = load_params("params.yaml")
     assert isinstance(p, Params)
     assert p.simrooms.clip_seconds == pytest.approx(2.56)
-    assert p.loader.image_size == (96, 128)  # YAML list -> typed tuple
+    assert p.model.image_size == (96, 128)  # YAML list -> typed tuple
     assert abs(sum(p.simrooms.pool_ratios.values()) - 1) < 1e-9
 
 
@@ -36,6 +36,7 @@ def test_unknown_section_is_an_error():
         ("pseudo.keep_fraction=0", "keep_fraction must be in"),
         ("model.sampler=ddim", "does not fit model.process"),
         ("model.size=huge", "is not one of the sizes"),
+        ("loader.batch_size=8", r"unknown key\(s\) \['batch_size'\].*valid keys: shuffle_buffer, num_workers"),
     ],
 )
 def test_invalid_values_are_named(override, message):

@@ -23,12 +23,11 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from mvsd.config import Params, build
+from mvsd.config import Params, build, loader_config
 from mvsd.converter import CheckpointError, Converter
 from mvsd.data.loader import make_loader
 from mvsd.errors import MvsdError
@@ -53,7 +52,7 @@ def _batches(
     """An endless stream of batches of ``batch`` samples (resampled: equal on every rank)."""
     # Whole clips (model.segment_seconds): the physical estimate needs the tail; the step crops
     # train.segment_seconds for the U-Net.
-    cfg = replace(params.loader, batch_size=batch, segment_seconds=params.model.segment_seconds)
+    cfg = loader_config(params, batch)
     loader = make_loader(
         dataset, cfg, splits=["train"], kinds=kinds, seed=seed, epoch_samples=max(1, steps) * batch
     )
@@ -227,7 +226,9 @@ def train_loop_per_worker(config: dict) -> None:
         conv.net = unwrap(conv.net)
 
 
-def _maybe_die(step: int, fault_step: str | None, resume_file: str | None, state: TrainState | None = None) -> None:
+def _maybe_die(
+    step: int, fault_step: str | None, resume_file: str | None, state: TrainState | None = None
+) -> None:
     """Injected faults (tests): ``"3"`` kills the worker process once at step 3; ``"3:enospc"``
     raises a full disk at step 3 every time; ``"3:nan"`` turns R's weights to NaN at step 3 (the
     losses then stay non-finite). Each firing appends a line to a marker file."""
