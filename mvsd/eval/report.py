@@ -4,12 +4,14 @@ It renders what an evaluation (:func:`mvsd.eval.run.evaluate` with ``examples``)
 computes nothing itself. For the evaluation's first few samples: the room image, then for each
 task (VAM: dry -> room; dereverberation: room -> dry) an audio player and a spectrogram for the
 source, the ground truth and every system the evaluation ran (baselines, each round at each step
-count, blank-image rows); below them the metric tables (mean ± 95% CI) and bar plots; for each round's reverberator, scatter plots
-of the room it reads from the picture (per-octave-band T60 and DRR, :class:`RoomComparison`)
-against the true RIR's, with what it reads from a blank grey image beside them; and, when the
-evaluation has ``--blank-image`` rows next to the picture rows, the image ablation table. Every
-file is referenced by a relative path, so the folder can be copied anywhere and opened with a
-browser, no server.
+count, blank-image rows); below them the metric tables (mean ± 95% CI) and bar plots of the
+headline metrics (the exact oracles left out: they would flatten every other bar); for each
+round's reverberator, scatter plots of the room it reads from the picture (per-octave-band T60
+and DRR, :class:`RoomComparison`) against the true RIR's, with what it reads from a blank grey
+image beside them; and, when the evaluation has grey-image rows next to the picture rows
+(``mvsd eval --ablation``), the image ablation table with paired differences. Every file is
+referenced by a relative path, so the folder can be copied anywhere and opened with a browser,
+no server.
 """
 
 from __future__ import annotations
@@ -57,31 +59,54 @@ def _spectrogram_png(x: np.ndarray, path: Path) -> None:
     plt.close(fig)
 
 
-def _bar_plot(summary: dict, family: str, metric: str, path: Path) -> None:
+# Rows whose output is the target itself (scores at the metric's limit, e.g. SI-SDR 150 dB): in
+# the tables, but left out of the plots, where they would flatten every other bar.
+EXACT_ORACLES = {"vam": ("oracle_rir",), "dereverb": ("oracle_dry",)}
+PLOTTED = {"vam": ("stft_distance", "rt60_error", "drr_error"), "dereverb": ("pesq", "estoi", "si_sdr")}
+
+
+def plotted(summary: dict, family: str) -> tuple[list[str], list[str]]:
+    """The systems and metrics :func:`_bar_plot` draws for ``family``."""
+    systems = [
+        g.split("/", 1)[1]
+        for g in summary
+        if g.startswith(family + "/") and g.split("/", 1)[1] not in EXACT_ORACLES[family]
+    ]
+    metrics = [m for m in PLOTTED[family] if any(m in summary[f"{family}/{x}"] for x in systems)]
+    return systems, metrics
+
+
+def _bar_plot(summary: dict, family: str, path: Path) -> bool:
+    """One panel per headline metric of ``family``: a horizontal bar per system (mean, 95 % CI),
+    the exact oracles left out so that the systems a reader compares share a readable scale.
+    Returns whether there was anything to plot."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = [
-        (g.split("/", 1)[1], v[metric])
-        for g, v in summary.items()
-        if g.startswith(family + "/") and metric in v
-    ]
-    fig, ax = plt.subplots(figsize=(5, 2.4), dpi=90)
-    ax.bar(
-        [g for g, _ in groups],
-        [m for _, (m, _, _) in groups],
-        yerr=[c for _, (_, c, _) in groups],
-        capsize=3,
-        color="#4a6fa5",
+    systems, metrics = plotted(summary, family)
+    if not systems or not metrics:
+        return False
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(3.2 * len(metrics), 0.9 + 0.28 * len(systems)), dpi=90, sharey=True
     )
-    arrow = "lower is better" if METRICS[metric].direction == "lower" else "higher is better"
-    ax.set_title(f"{metric} ({arrow})", fontsize=9)
-    ax.tick_params(axis="x", labelsize=7, rotation=20)
+    for ax, m in zip(np.atleast_1d(axes), metrics, strict=True):
+        nan = (float("nan"), float("nan"), 0)
+        values = [summary[f"{family}/{x}"].get(m, nan) for x in systems]
+        ax.barh(range(len(systems)), [v[0] for v in values], xerr=[v[1] for v in values], capsize=2,
+                color=["#a0a0a0" if "blank-image" in x else "#4a6fa5" for x in systems])  # fmt: skip
+        arrow = "lower is better" if METRICS[m].direction == "lower" else "higher is better"
+        ax.set_title(f"{m} ({arrow})", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+    axes0 = np.atleast_1d(axes)[0]
+    axes0.set_yticks(range(len(systems)), systems)
+    axes0.invert_yaxis()
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+    return True
 
 
 def _room_scatter(c: RoomComparison, label: str, path: Path) -> None:
@@ -229,11 +254,14 @@ def make_report(result: EvalResult, out: str | Path, title: str = "") -> Path:
             row = "".join(f"<td><b>{html.escape(name)}</b><br>{c}</td>" for name, c in cells)
             parts.append(f"<h3>{heading}</h3><table class='clips'><tr>{row}</tr></table>")
     parts.append("<h2>Metrics</h2>")
-    for family, metric in (("vam", "stft_distance"), ("dereverb", "si_sdr")):
-        _bar_plot(result.summary, family, metric, out / "media" / f"plot-{family}.png")
-        parts.append(
-            f"<h3>{family}</h3>{_table_html(result.summary, family)}<img src='media/plot-{family}.png' alt='{metric} plot'>"
+    for family in ("vam", "dereverb"):
+        plot = (
+            f"<br><img src='media/plot-{family}.png' alt='{family} plot'><br><small>The plots leave out "
+            f"{', '.join(EXACT_ORACLES[family])} (its output is the target); grey bars: a grey image.</small>"
+            if _bar_plot(result.summary, family, out / "media" / f"plot-{family}.png")
+            else ""
         )
+        parts.append(f"<h3>{family}</h3>{_table_html(result.summary, family)}{plot}")
     (out / "metrics.json").write_text(json.dumps(result.summary, indent=1))
     parts.append(_ablation_html(result))
     rooms = _rooms_to_plot(result)
