@@ -40,6 +40,14 @@ def test_dvc_repro_runs_the_whole_pipeline_then_is_a_no_op(repo):
         assert key in metrics, sorted(metrics)[:20]
     # the image ablation (the newest round fed a grey image) in the same file
     assert "vam/round-1-blank-image@1steps/stft_distance" in metrics, sorted(metrics)[:20]
+    # the headline: round 1 at 1 step vs the best blind baseline, and what a grey image costs it
+    head = json.loads((repo / "metrics" / "demo-headline.json").read_text())
+    assert head["vam/model/stft_distance"] == metrics["vam/round-1@1steps/stft_distance"]
+    assert head["dereverb/baseline/pesq"] == max(metrics[f"dereverb/{b}/pesq"] for b in ("identity", "wpe", "lebart_blind"))
+    assert head["vam/grey_over_picture/rt60_error"] == pytest.approx(
+        metrics["vam/round-1-blank-image@1steps/rt60_error"] / metrics["vam/round-1@1steps/rt60_error"], rel=1e-3
+    )
+    assert len(head) <= 15
     r1 = json.loads((repo / "checkpoints" / "demo" / "round-1" / "round.json").read_text())
     assert r1["steps"] == 2 and any("simrooms-pseudo" in p for p in r1["datasets"]["pseudo"])
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
@@ -64,4 +72,6 @@ def test_dvc_exp_run_reruns_only_what_a_knob_feeds(repo):
     assert "Running stage 'train_round0'" in out and "Running stage 'evaluate'" in out
     assert json.loads((repo / "checkpoints" / "demo" / "round-1" / "round.json").read_text())["steps"] == 3
     shown = sh(repo, "dvc", "exp", "show", "--no-pager", "--csv")
-    assert "train.steps" in shown.splitlines()[0]
+    header = shown.splitlines()[0]
+    assert "train.steps" in header and "vam/model/stft_distance" in header
+    assert "round-1@1steps" not in header  # the full table stays out of the experiment table

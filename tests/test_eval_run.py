@@ -130,7 +130,11 @@ def test_eval_command_writes_its_files(setup, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "| round-0 |" in result.output
-    assert {p.name for p in tmp_path.iterdir()} == {"cli.json", "cli-samples.parquet", "cli.md"}
+    assert {p.name for p in tmp_path.iterdir()} == {"cli.json", "cli-samples.parquet", "cli.md", "cli-headline.json"}
+    head = json.loads((tmp_path / "cli-headline.json").read_text())
+    flat = json.loads((tmp_path / "cli.json").read_text())
+    assert head["vam/model/stft_distance"] == flat["vam/round-0/stft_distance"]
+    assert head["vam/baseline/stft_distance"] == min(flat[f"vam/{b}/stft_distance"] for b in ("identity", "mean_rir", "retrieval"))
 
 
 def test_identical_outputs_are_scored_once(setup, monkeypatch):
@@ -210,6 +214,12 @@ def test_ablation_lands_in_the_same_files_and_report(setup, tmp_path):
     assert [r["key"] for r in a] == [r["key"] for r in b] and len(a) == 2
     want = np.mean([y["stft_distance"] - x["stft_distance"] for x, y in zip(a, b)])
     assert paired_difference(a, b, "stft_distance")[0] == pytest.approx(want)
+    head = json.loads((tmp_path / "ab-headline.json").read_text())  # about round 1 at its last step count
+    assert head["vam/model/drr_error"] == flat["vam/round-1@1steps/drr_error"]
+    assert head["vam/grey_over_picture/stft_distance"] == pytest.approx(
+        flat["vam/round-1-blank-image@1steps/stft_distance"] / flat["vam/round-1@1steps/stft_distance"], rel=1e-3
+    )
+    assert not any("/baseline/" in k for k in head)  # --no-baselines
     page = (tmp_path / "report" / "index.html").read_text()
     assert "Image ablation" in page and "grey − picture (paired, 95 % CI)" in page
     row = re.search(r"<th>vam/round-1@1steps</th><td>stft_distance</td>(.*?)</tr>", page).group(1)

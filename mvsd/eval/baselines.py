@@ -674,6 +674,11 @@ BASELINES: dict[str, dict[str, Baseline]] = {
 }  # fmt: skip
 
 
+# Baselines a user could run on their own data: no true RIR, no clean reference. The headline
+# metrics compare the model with the best of these.
+BLIND_BASELINES = {"vam": ("identity", "mean_rir", "retrieval"), "dereverb": ("identity", "wpe", "lebart_blind")}
+
+
 def get_baseline(family: str, name: str) -> Baseline:
     if family not in BASELINES:
         raise ValueError(f"family {family!r} is not one of {FAMILIES}")

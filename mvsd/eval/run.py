@@ -7,6 +7,9 @@ inverse; each output is scored with the family's metrics (:mod:`mvsd.eval.metric
 * ``metrics/<name>.json``          flat ``family/system/metric -> mean`` (for ``dvc metrics``)
 * ``metrics/<name>-samples.parquet``  one row per (sample, family, system) with every metric
 * ``metrics/<name>.md``            mean ± 95% confidence interval per system and metric
+* ``metrics/<name>-headline.json`` a dozen numbers: the newest model vs the best blind baseline
+  per headline metric, and what a grey image costs it (:func:`headline`; what ``dvc exp show``
+  tabulates)
 
 A baseline that needs what a sample lacks (the RIR-based rows without ``rir.npy``) is left out
 for that sample (:class:`~mvsd.eval.baselines.MissingInput`); ``n`` in the summary says how many
@@ -38,6 +41,7 @@ from mvsd.audio_io import SAMPLE_RATE
 from mvsd.converter import Converter
 from mvsd.eval.baselines import (
     BASELINES,
+    BLIND_BASELINES,
     BaselineContext,
     MissingInput,
     RirBank,
@@ -51,6 +55,7 @@ from mvsd.eval.result import (
     EvalResult,
     Outputs,
     RoomComparison,
+    blank_twin,
     paired_difference,
 )
 from mvsd.progress import progress_bar
@@ -353,8 +358,49 @@ def markdown(result: EvalResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(result: EvalResult, out_dir: str | Path, name: str) -> dict[str, Path]:
-    """The three files of the module docstring; returns their paths."""
+HEADLINE = {"vam": ("stft_distance", "rt60_error", "drr_error"), "dereverb": ("pesq", "estoi", "si_sdr")}
+
+
+def newest_model(result: EvalResult, rounds: dict[str, Path], options: dict) -> str | None:
+    """The system name of the last round at the most steps evaluated (a sweep's last count), with
+    pictures: what the headline is about. None without rounds or in a ``blank_image``-only run."""
+    if not rounds or options.get("blank_image"):
+        return None
+    label = list(rounds)[-1]
+    names = [g.split("/", 1)[1] for g in result.summary if g.startswith("vam/")]
+    mine = [n for n in names if n == label or n.startswith(f"{label}@")]
+    return mine[-1] if mine else None
+
+
+def headline(result: EvalResult, model: str | None) -> dict[str, float]:
+    """A dozen numbers for a terminal: per family and headline metric, ``<family>/model/<metric>``
+    (the system ``model``, e.g. the newest round at its default steps), ``<family>/baseline/<metric>``
+    (the best of :data:`BLIND_BASELINES` on that metric) and, where the evaluation has the image
+    ablation, ``vam/grey_over_picture/<metric>`` (the model's error with a grey image over its own:
+    above 1, the picture helps)."""
+    out: dict[str, float] = {}
+    for family, metrics in HEADLINE.items():
+        for m in metrics:
+            better = max if METRICS[m].direction == "higher" else min
+            values = [
+                result.summary[f"{family}/{b}"][m][0]
+                for b in BLIND_BASELINES[family]
+                if m in result.summary.get(f"{family}/{b}", {})
+            ]
+            if values:
+                out[f"{family}/baseline/{m}"] = round(better(values), 6)
+            if model and m in result.summary.get(f"{family}/{model}", {}):
+                out[f"{family}/model/{m}"] = round(result.summary[f"{family}/{model}"][m][0], 6)
+    grey = result.summary.get(f"vam/{blank_twin(model)}", {}) if model else {}
+    for m in HEADLINE["vam"]:
+        if m in grey and out.get(f"vam/model/{m}"):
+            out[f"vam/grey_over_picture/{m}"] = round(grey[m][0] / out[f"vam/model/{m}"], 4)
+    return out
+
+
+def write(result: EvalResult, out_dir: str | Path, name: str, model: str | None = None) -> dict[str, Path]:
+    """The files of the module docstring (the headline with ``model``, the system it is about);
+    returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     flat = {f"{g}/{m}": round(v[0], 6) for g, ms in result.summary.items() for m, v in ms.items()}
@@ -370,6 +416,9 @@ def write(result: EvalResult, out_dir: str | Path, name: str) -> dict[str, Path]
         pa.Table.from_pylist([{k: r.get(k) for k in columns} for r in result.rows]), paths["parquet"]
     )
     paths["md"].write_text(markdown(result))
+    if model is not None:
+        paths["headline"] = out_dir / f"{name}-headline.json"
+        paths["headline"].write_text(json.dumps(headline(result, model), indent=2, sort_keys=True) + "\n")
     return paths
 
 
@@ -407,7 +456,7 @@ def run_evaluation(
         )  # fmt: skip
         result = merge(result, blank)
     suffix = "-blank-image" if kwargs.get("blank_image") else ""
-    paths = write(result, out, (name or split) + suffix)
+    paths = write(result, out, (name or split) + suffix, model=newest_model(result, rounds, kwargs))
     if report is not None:
         paths["report"] = make_report(result, report, title=f"{dataset}, split {split}")
     return result, paths
