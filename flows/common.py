@@ -25,18 +25,17 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "true")
 
-from prefect.context import TaskRunContext  # noqa: E402  (after the settings above)
-
 from mvsd.config import Params, load_params, to_dict  # noqa: E402
-from mvsd.data.builder import stored_version  # noqa: E402
-from mvsd.train.distributed import round_fingerprint  # noqa: E402
+
+if TYPE_CHECKING:  # Prefect, torch and the data layer load when a flow runs, not for --help
+    from prefect.context import TaskRunContext
 
 REPO_LIMIT = "mvsd-repository"  # global concurrency limit (1 slot) around work that changes the repo
 
@@ -80,6 +79,9 @@ def key_fn(
         return [str(x) for x in v] if isinstance(v, list | tuple) else [str(v)] if v else []
 
     def fn(ctx: TaskRunContext, args: dict) -> str:
+        from mvsd.data.builder import stored_version
+        from mvsd.train.distributed import round_fingerprint
+
         p = args.get("params_dict") or {}
         return cache_key(
             task=ctx.task.name,

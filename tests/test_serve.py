@@ -103,3 +103,16 @@ def test_served_inbox_flow_runs_on_its_schedule(tmp_path):
         if served is not None:
             stop(served)
         stop(server)
+
+
+def test_serve_help_loads_neither_prefect_nor_torch(tmp_path):
+    """`python -m flows.serve --help` answers without importing Prefect, torch or Ray (they load
+    when the flow runs) and leaves nothing behind in the folder it runs in."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "flows.serve", "--help"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0 and "Usage" in proc.stdout and "--cron" in proc.stdout, proc.stderr
+    probe = "import sys, flows.serve; print(sorted({'prefect', 'torch', 'ray'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr
+    assert list(tmp_path.iterdir()) == []
