@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +129,7 @@ class Converter:
         steps: int | None = None,
         seed: int = 0,
         sampler: str | None = None,
+        progress: Callable[[float], None] | None = None,
     ) -> np.ndarray:
         """Convert ``audio`` (``(T,)`` or ``(B, T)`` at 16 kHz) as seen in ``image``.
 
@@ -139,9 +140,10 @@ class Converter:
         ``(B, 3|4, H, W)`` in [0, 1], or a path. Any length works: audio shorter than one segment
         is zero-padded, longer audio is cut into overlapping segments that are cross-faded. The
         output has the input's RMS level (clipped to [-1, 1]). Deterministic for a given ``seed``.
+        ``progress``, if given, is called with the fraction done (0 to 1) as segments finish.
         """
         k = self.spec.steps if steps is None else steps
-        return self.convert_steps(audio, image, [k], seed, sampler)[k]
+        return self.convert_steps(audio, image, [k], seed, sampler, progress=progress)[k]
 
     @torch.inference_mode()
     def convert_steps(
@@ -152,6 +154,7 @@ class Converter:
         seed: int = 0,
         sampler: str | None = None,
         seconds: dict[int, float] | None = None,
+        progress: Callable[[float], None] | None = None,
     ) -> dict[int, np.ndarray]:
         """:meth:`convert` at several step counts (quality vs time), ``{steps: output}``: the image
         is encoded and the physical first estimate made once; each output equals what
@@ -171,10 +174,14 @@ class Converter:
         after_estimate = gen.get_state()
         shared = time.perf_counter() - t0
         out = {}
-        for k in dict.fromkeys(steps):
+        ks = list(dict.fromkeys(steps))
+        for i, k in enumerate(ks):
             t1 = time.perf_counter()
             gen.set_state(after_estimate)  # every step count refines from the same state
-            y = estimate if k == 0 else self._refine(net, x, estimate, embedding, tokens, k, gen, sampler)
+            done = (lambda f, i=i: progress((i + f) / len(ks))) if progress else None
+            y = estimate if k == 0 else self._refine(net, x, estimate, embedding, tokens, k, gen, sampler, done)
+            if progress and k == 0:  # a refinement reports its own segments
+                progress((i + 1) / len(ks))
             y = y.cpu()
             # The models work at the datasets' level (spec.rms_db); give the user back the input's.
             y_rms = y.pow(2).mean(dim=1, keepdim=True).sqrt()
@@ -202,8 +209,10 @@ class Converter:
         steps: int,
         gen: torch.Generator,
         sampler: str | None,
+        progress: Callable[[float], None] | None = None,
     ) -> torch.Tensor:
-        """The flow refines the physical first estimate of the whole input segment by segment."""
+        """The flow refines the physical first estimate of the whole input segment by segment
+        (``progress`` gets the fraction of segments done after each batch of them)."""
         seg = round(self.spec.segment_seconds * self.spec.sample_rate)
         hop = seg - round(self.spec.overlap_seconds * self.spec.sample_rate)
         est_segs, owners, starts = split_segments(estimate, seg, hop)
@@ -217,6 +226,8 @@ class Converter:
             model_fn = lambda z, t: net.denoise(z, source, t, cond, given)  # noqa: E731, B023 (used at once)
             spec = self.process.sample(model_fn, source, steps, gen, sampler or self.spec.sampler)
             outs.append(self.stft.inverse(spec, est_segs.shape[-1]))
+            if progress:
+                progress(min(i + self.spec.max_batch, est_segs.shape[0]) / est_segs.shape[0])
         return crossfade_join(torch.cat(outs), owners, starts, x.shape, seg - hop)
 
 

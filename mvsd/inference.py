@@ -182,6 +182,16 @@ def write_audio_atomic(path: Path, y: np.ndarray) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _seconds(path: Path) -> float:
+    """Duration of an audio file from its header (0 if unreadable: it is reported when loaded)."""
+    import soundfile as sf
+
+    try:
+        return float(sf.info(str(path)).duration)
+    except Exception:  # noqa: BLE001  (any unreadable file: load_audio names the problem later)
+        return 0.0
+
+
 def convert_files(
     direction: str,
     checkpoint: Path,
@@ -208,19 +218,26 @@ def convert_files(
     one_image = read_image(image) if plan.images_by_stem is None else None  # a bad image: no work
     conv = Converter.from_checkpoint(checkpoint, device=device, expect_direction=direction)
     failed = 0
-    with progress_bar(f"{direction}", len(plan.jobs)) as advance:
+    seconds = {src: _seconds(src) for src, _ in plan.jobs}  # the bar counts audio, not files
+    with progress_bar(f"{direction} (seconds of audio)", max(1, round(sum(seconds.values())))) as advance:
         for src, dst in plan.jobs:
+            moved = [0.0]
+
+            def move_to(fraction: float, length: float = seconds[src], moved: list = moved) -> None:
+                advance(fraction * length - moved[0])
+                moved[0] = fraction * length
+
             try:
                 audio = load_audio(src)
                 img = one_image if one_image is not None else read_image(_image_for(src, plan))
-                y = conv.convert(audio, img, steps=steps, seed=seed)
+                y = conv.convert(audio, img, steps=steps, seed=seed, progress=move_to)
             except BadInput as e:
                 failed += 1
                 report(f"skipped {e}")
-                advance(1)
+                move_to(1.0)
                 continue
             write_audio_atomic(dst, y)
-            advance(1)
+            move_to(1.0)
             report(f"{src} -> {dst}")
     summary = ConversionSummary(len(plan.jobs) - failed, failed)
     report(summary.line())

@@ -156,3 +156,19 @@ def test_convert_steps_equals_one_convert_per_step_count(model_cfg):
     for k, y in many.items():
         np.testing.assert_array_equal(y, conv.convert(x, [IMG, IMG[::-1]], steps=k, seed=5))
     assert not np.array_equal(many[0], many[1]) and not np.array_equal(many[1], many[2])
+
+
+def test_progress_follows_the_segments_of_a_long_input():
+    """A long file reports its progress segment batch by segment batch (the CLI's bar counts
+    seconds of audio), ending at 1; the output is the same with or without a callback."""
+    model = load_params(
+        None,
+        ["model.size=tiny", "model.steps=1", "model.segment_seconds=0.64", "model.overlap_seconds=0.16",
+         "model.max_batch=2"],
+    ).model  # fmt: skip
+    conv = Converter.new("dereverb", model, seed=0)
+    x = speechish(4.0, 3)  # 8 segments of 0.64 s with 0.16 s overlap -> 4 batches of 2
+    seen: list[float] = []
+    y = conv.convert(x, IMG, progress=seen.append)
+    assert len(seen) >= 4 and seen[-1] == 1.0 and all(a < b for a, b in zip(seen, seen[1:]))
+    np.testing.assert_array_equal(y, conv.convert(x, IMG))
