@@ -178,6 +178,7 @@ def _convert_command(
     device: str,
     seed: int,
     overwrite: bool,
+    keep_rate: bool = False,
 ) -> None:
     from mvsd.inference import convert_files
 
@@ -188,7 +189,7 @@ def _convert_command(
         )
     summary = convert_files(
         direction, ckpt, image, speech, out, steps=steps, device=device, seed=seed,
-        overwrite=overwrite, report=typer.echo,
+        overwrite=overwrite, report=typer.echo, keep_rate=keep_rate,
     )  # fmt: skip
     if summary.failed:  # some inputs were not converted: a script must not mistake this for success
         raise typer.Exit(1)
@@ -213,6 +214,13 @@ DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")]
 SeedOpt = Annotated[
     int, typer.Option(help="Seed of the sampler's noise: the same seed gives the same output.")
 ]
+KeepRateOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Write each output at its input's sample rate and length (resampled from the model's "
+        "16 kHz; nothing above 8 kHz is restored) instead of 16 kHz."
+    ),
+]
 OverwriteOpt = Annotated[
     bool,
     typer.Option(
@@ -235,17 +243,18 @@ def reverb(
     device: DeviceOpt = "cpu",
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
+    keep_rate: KeepRateOpt = False,
 ) -> None:
     """Make dry speech sound as if recorded in the room shown in IMAGE (visual acoustic matching).
 
     Input is resampled to 16 kHz and downmixed to mono; any length works (shorter than one
     segment, 2.56 s by default, is zero-padded; longer is converted in overlapping segments). The
-    output is 16 kHz mono at the input's loudness.
+    output is 16 kHz mono at the input's loudness (--keep-rate: at the input's sample rate).
 
     Inputs are never overwritten; existing outputs only with --overwrite. Exit status: 0 all
     converted, 1 some inputs skipped (each named), 2 nothing done (a bad argument).
     """
-    _convert_command("reverb", image, speech, out, checkpoint, steps, device, seed, overwrite)
+    _convert_command("reverb", image, speech, out, checkpoint, steps, device, seed, overwrite, keep_rate)
 
 
 @app.command()
@@ -264,17 +273,18 @@ def dereverb(
     device: DeviceOpt = "cpu",
     seed: SeedOpt = 0,
     overwrite: OverwriteOpt = False,
+    keep_rate: KeepRateOpt = False,
 ) -> None:
     """Remove the reverberation of the room shown in IMAGE from speech recorded there.
 
     Input is resampled to 16 kHz and downmixed to mono; any length works (shorter than one
     segment, 2.56 s by default, is zero-padded; longer is converted in overlapping segments). The
-    output is 16 kHz mono at the input's loudness.
+    output is 16 kHz mono at the input's loudness (--keep-rate: at the input's sample rate).
 
     Inputs are never overwritten; existing outputs only with --overwrite. Exit status: 0 all
     converted, 1 some inputs skipped (each named), 2 nothing done (a bad argument).
     """
-    _convert_command("dereverb", image, speech, out, checkpoint, steps, device, seed, overwrite)
+    _convert_command("dereverb", image, speech, out, checkpoint, steps, device, seed, overwrite, keep_rate)
 
 
 DatasetOpt = Annotated[Path, typer.Option(help="Dataset folder with paired train samples.")]

@@ -168,7 +168,7 @@ def _image_for(speech: Path, plan: ConversionPlan) -> Path:
     return plan.images_by_stem[speech.stem]
 
 
-def write_audio_atomic(path: Path, y: np.ndarray) -> None:
+def write_audio_atomic(path: Path, y: np.ndarray, rate: int = SAMPLE_RATE) -> None:
     """16-bit wav/flac (by ``path``'s suffix) written to a temporary sibling and renamed, so an
     interrupted run leaves either the old file or the whole new one."""
     from mvsd.data.shards import atomic_path
@@ -176,16 +176,25 @@ def write_audio_atomic(path: Path, y: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = atomic_path(path)
     try:
-        sf.write(tmp, y, SAMPLE_RATE, subtype="PCM_16", format=OUTPUT_FORMATS[path.suffix.lower()])
+        sf.write(tmp, y, rate, subtype="PCM_16", format=OUTPUT_FORMATS[path.suffix.lower()])
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
+def at_input_rate(y: np.ndarray, src: Path) -> tuple[np.ndarray, int]:
+    """``y`` (16 kHz) resampled to ``src``'s sample rate and cut or padded to its length: the
+    output lines up with the input file sample for sample (nothing above 8 kHz is restored)."""
+    from mvsd.audio_io import resample
+
+    info = sf.info(str(src))
+    z = resample(y, SAMPLE_RATE, int(info.samplerate))
+    z = np.pad(z, (0, max(0, info.frames - len(z))))[: info.frames]
+    return np.clip(z, -1.0, 1.0).astype(np.float32), int(info.samplerate)
+
+
 def _seconds(path: Path) -> float:
     """Duration of an audio file from its header (0 if unreadable: it is reported when loaded)."""
-    import soundfile as sf
-
     try:
         return float(sf.info(str(path)).duration)
     except Exception:  # noqa: BLE001  (any unreadable file: load_audio names the problem later)
@@ -203,12 +212,14 @@ def convert_files(
     seed: int = 0,
     overwrite: bool = False,
     report: Callable[[str], None] = print,
+    keep_rate: bool = False,
 ) -> ConversionSummary:
     """Convert ``speech`` (a file, or every audio file under a folder) and write wavs to ``out``.
 
     ``image`` is one image for everything or a folder matched by file stem. Arguments are checked
     first (see :func:`plan_conversion`); then a bad file is reported and skipped and the others
-    are converted. ``report`` gets one line per file and a summary line.
+    are converted. ``report`` gets one line per file and a summary line. Outputs are 16 kHz mono,
+    or with ``keep_rate`` at each input's own sample rate (:func:`at_input_rate`).
     """
     from mvsd.converter import Converter
 
@@ -236,7 +247,7 @@ def convert_files(
                 report(f"skipped {e}")
                 move_to(1.0)
                 continue
-            write_audio_atomic(dst, y)
+            write_audio_atomic(dst, *(at_input_rate(y, src) if keep_rate else (y,)))
             move_to(1.0)
             report(f"{src} -> {dst}")
     summary = ConversionSummary(len(plan.jobs) - failed, failed)

@@ -70,6 +70,15 @@ def test_reverb_one_file(files):
     assert result.exit_code == 0, result.output
     y, sr = sf.read(out)
     assert sr == 16_000 and y.ndim == 1 and len(y) == 16_000
+    # --keep-rate: the same output at the input's rate and length (1 s of 44.1 kHz), mono
+    kept = files / "wet-44k.wav"
+    assert runner.invoke(app, [*args[:-5], str(kept), *args[-4:], "--keep-rate"]).exit_code == 0
+    z, sr = sf.read(kept)
+    assert sr == 44_100 and z.ndim == 1 and len(z) == 44_100
+    from mvsd.audio_io import resample
+
+    want = resample(y.astype(np.float32), 16_000, 44_100)[:44_100]
+    assert np.abs(z - want).max() < 3e-4  # the 16 kHz output resampled (two 16-bit roundings apart)
 
 
 def test_dereverb_a_folder_skips_the_bad_file(files):
