@@ -131,6 +131,7 @@ def test_eval_command_writes_its_files(setup, tmp_path):
     assert result.exit_code == 0, result.output
     assert "| round-0 |" in result.output
     assert {p.name for p in tmp_path.iterdir()} == {"cli.json", "cli-samples.parquet", "cli.md", "cli-headline.json"}
+    assert "Paired differences against round-0" in (tmp_path / "cli.md").read_text()
     head = json.loads((tmp_path / "cli-headline.json").read_text())
     flat = json.loads((tmp_path / "cli.json").read_text())
     assert head["vam/model/stft_distance"] == flat["vam/round-0/stft_distance"]
@@ -224,3 +225,23 @@ def test_ablation_lands_in_the_same_files_and_report(setup, tmp_path):
     assert "Image ablation" in page and "grey − picture (paired, 95 % CI)" in page
     row = re.search(r"<th>vam/round-1@1steps</th><td>stft_distance</td>(.*?)</tr>", page).group(1)
     assert f"{want:+.3g}" in row
+
+
+def test_paired_markdown_says_better_worse_or_neither():
+    from mvsd.eval.result import EvalResult
+    from mvsd.eval.run import paired_markdown, summarize
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(40):
+        hard = rng.uniform(0.1, 0.5)  # per-sample difficulty both systems share
+        for system, offset in (("model", 0.0), ("worse", 0.02), ("same", 0.0), ("oracle_rir", -1.0)):
+            noise = rng.normal(0, 0.002) if system != "model" else 0.0
+            rows.append({"key": f"k{i}", "family": "vam", "system": system,
+                         "stft_distance": hard + offset + noise, "rt60_error": hard, "drr_error": hard})  # fmt: skip
+    text = paired_markdown(EvalResult("t", rows, summarize(rows), {}), "model")
+    worse = next(line for line in text.splitlines() if line.startswith("| worse |"))
+    same = next(line for line in text.splitlines() if line.startswith("| same |"))
+    assert worse.split("|")[2].strip().startswith("+0.02") and "(model better)" in worse.split("|")[2]
+    assert "(model" not in same.split("|")[2]  # a difference within its interval: no verdict
+    assert "oracle_rir" not in text  # an exact oracle is not a comparison

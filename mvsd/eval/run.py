@@ -398,6 +398,36 @@ def headline(result: EvalResult, model: str | None) -> dict[str, float]:
     return out
 
 
+def paired_markdown(result: EvalResult, model: str) -> str:
+    """``model`` against every other system of its family that scored the same samples: the mean
+    per-sample difference (other minus model) with its 95 % interval per headline metric, and
+    whether the model is measurably better (interval clear of 0 on the right side), worse, or
+    neither. Two systems on the same samples share the samples' difficulty, so this is the test
+    behind "beyond the CI" (unpaired intervals of two means overlap far more often)."""
+    lines = [f"\n**Paired differences against {model}** (other − {model}, same samples, mean ± 95% CI)\n"]
+    for family, metrics in HEADLINE.items():
+        mine = [r for r in result.rows if r["family"] == family and r["system"] == model]
+        others = [g.split("/", 1)[1] for g in result.summary if g.startswith(f"{family}/")]
+        others = [o for o in others if o != model and o not in ("oracle_rir", "oracle_dry")]
+        if not mine or not others:
+            continue
+        lines += ["| " + family + " system | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
+        for other in others:
+            theirs = [r for r in result.rows if r["family"] == family and r["system"] == other]
+            cells = []
+            for m in metrics:
+                d, ci, n = paired_difference(mine, theirs, m)
+                if n < 2:
+                    cells.append("-")
+                    continue
+                model_better = d > 0 if METRICS[m].direction == "lower" else d < 0
+                verdict = "" if abs(d) <= ci else (" (model better)" if model_better else " (model worse)")
+                cells.append(f"{d:+.3g} ± {ci:.2g}{verdict}")
+            lines.append(f"| {other} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
 def write(result: EvalResult, out_dir: str | Path, name: str, model: str | None = None) -> dict[str, Path]:
     """The files of the module docstring (the headline with ``model``, the system it is about);
     returns their paths."""
@@ -415,7 +445,7 @@ def write(result: EvalResult, out_dir: str | Path, name: str, model: str | None 
     pq.write_table(
         pa.Table.from_pylist([{k: r.get(k) for k in columns} for r in result.rows]), paths["parquet"]
     )
-    paths["md"].write_text(markdown(result))
+    paths["md"].write_text(markdown(result) + (paired_markdown(result, model) if model else ""))
     if model is not None:
         paths["headline"] = out_dir / f"{name}-headline.json"
         paths["headline"].write_text(json.dumps(headline(result, model), indent=2, sort_keys=True) + "\n")
