@@ -45,7 +45,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "stft.alpha": (1e-3, 10),
     "stft.beta": (1e-3, 100),
 }
-CHOICES = {"direction": ("reverb", "dereverb")}
+CHOICES = {"direction": ("reverb", "dereverb"), "tail_levels": ("learned", "flat")}
 
 
 def check_header(text: str, expected_format: str) -> dict:
@@ -77,7 +77,7 @@ def check_spec(spec: Any) -> dict:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and not lo <= v <= hi:
                 raise ValueError(f"{key} = {v!r} is out of range; valid: [{lo}, {hi}]")
     for key, names in CHOICES.items():
-        if spec[key] not in names:
+        if key in spec and spec[key] not in names:
             raise ValueError(f"spec.{key} = {spec[key]!r} is not one of: {', '.join(names)}")
     unet = spec["widths"]["unet_channels"]
     if len(unet) > MAX_LEVELS:

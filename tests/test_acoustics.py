@@ -144,6 +144,27 @@ def test_room_head_gives_a_valid_room_for_any_input():
     assert (tail[:, -4000:].mean(-1) < tail[:, :4000].mean(-1)).all()  # decaying
 
 
+def test_flat_tail_levels_give_a_white_tail_with_the_predicted_decays():
+    """model.tail_levels = flat: band levels and early gain at 0 dB whatever the embedding, T60 and
+    DRR still read from it; the tail's octave bands then hold white noise's share of energy at
+    the start of the decay (the band split of unit white noise)."""
+    head = RoomHead(16, learned_levels=False)
+    room = head(torch.randn(3, 16) * 5)
+    assert (room.band_db == 0).all() and (room.early_db == 0).all()
+    learned = RoomHead(16)
+    learned.load_state_dict(head.state_dict())
+    same = learned(torch.ones(1, 16))
+    assert torch.equal(head(torch.ones(1, 16)).t60, same.t60)  # only the levels differ
+    t60 = torch.full((1, len(ac.BANDS)), 0.8)
+    noise = ac.band_noise(1, 2 * FS, torch.Generator().manual_seed(1))
+    rir = ac.synth_rir(t60, torch.tensor([0.0]), torch.zeros(1, 6), torch.zeros(1), 2 * FS, noise)
+    start = ac.DIRECT_INDEX + 200
+    head_energy = ac.band_split(rir[:, start : start + 1600]).pow(2).sum(-1)[0]
+    white = noise[0, :, start : start + 1600].pow(2).sum(-1)
+    ratio = (head_energy / head_energy.sum()) / (white / white.sum())
+    assert torch.allclose(ratio, torch.ones_like(ratio), atol=0.15)
+
+
 def test_reverb_estimate_keeps_the_level_and_lengthens_a_click():
     dry = torch.zeros(1, FS)
     dry[0, 1000] = 1.0

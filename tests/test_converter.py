@@ -172,3 +172,14 @@ def test_progress_follows_the_segments_of_a_long_input():
     y = conv.convert(x, IMG, progress=seen.append)
     assert len(seen) >= 4 and seen[-1] == 1.0 and all(a < b for a, b in zip(seen, seen[1:]))
     np.testing.assert_array_equal(y, conv.convert(x, IMG))
+
+
+def test_a_checkpoint_from_before_tail_levels_loads_as_learned(conv):
+    from mvsd.converter import _to_plain, spec_from_plain
+
+    plain = _to_plain(conv.spec)
+    assert plain["tail_levels"] == "flat"  # today's default
+    del plain["tail_levels"]  # what checkpoints written before the field hold
+    assert spec_from_plain(plain).tail_levels == "learned"
+    with pytest.raises(CheckpointError, match="tail_levels"):
+        spec_from_plain({**plain, "tail_levels": "loud"})

@@ -40,6 +40,7 @@ class ConverterSpec:
     use_depth: bool
     stft: StftConfig = StftConfig()
     rir_seconds: float = 3.0  # longest synthesised RIR (R's first estimate)
+    tail_levels: str = "learned"  # learned | flat (0 dB band levels and early gain); "learned" for checkpoints older than the field
     # Conventions the weights rely on, stored so that inference never repeats them in code:
     sample_rate: int = 16000
     rms_db: float = -25.0  # level of the audio the converter was trained on
@@ -64,6 +65,7 @@ class ConverterSpec:
             image_size=m.image_size,
             use_depth=m.use_depth,
             rir_seconds=m.rir_seconds,
+            tail_levels=m.tail_levels,
         )
 
 
@@ -77,7 +79,7 @@ class MVSDNet(nn.Module):
         self.visual = VisualEncoder(
             VisualConfig(w.visual_widths, w.embed_dim, 4 if spec.use_depth else 3, spec.image_size)
         )
-        self.room = RoomHead(w.embed_dim)
+        self.room = RoomHead(w.embed_dim, learned_levels=spec.tail_levels == "learned")
         self.unet = UNet(
             UNetConfig(w.unet_channels, w.cond_dim, w.attn_heads), w.embed_dim, self.visual.token_dim
         )

@@ -48,9 +48,12 @@ class RoomHead(nn.Module):
 
     OUT = 2 * N_BANDS + 2
 
-    def __init__(self, embed_dim: int, hidden: int = 128):
+    def __init__(self, embed_dim: int, hidden: int = 128, learned_levels: bool = True):
         super().__init__()
         self.mlp = nn.Sequential(nn.Linear(embed_dim, hidden), nn.SiLU(), nn.Linear(hidden, self.OUT))
+        # False: the tail's band levels and early gain stay at 0 dB (a white tail under the per-band
+        # decays), which reads unseen rooms better than the learned ones (BENCHMARKS.md)
+        self.learned_levels = learned_levels
 
     def forward(self, embedding: torch.Tensor) -> Room:
         raw = torch.nan_to_num(self.mlp(embedding).float(), nan=0.0, posinf=0.0, neginf=0.0)
@@ -61,6 +64,8 @@ class RoomHead(nn.Module):
         drr = dlo + (dhi - dlo) * torch.sigmoid(raw[:, k])
         band_db = 10.0 * torch.tanh(raw[:, k + 1 : 2 * k + 1] / 10.0)
         early_db = 10.0 * torch.tanh(raw[:, 2 * k + 1] / 10.0)
+        if not self.learned_levels:
+            band_db, early_db = torch.zeros_like(band_db), torch.zeros_like(early_db)
         return Room(t60, drr, band_db, early_db)
 
 
