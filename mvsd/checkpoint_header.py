@@ -19,6 +19,8 @@ import types
 import typing
 from typing import Any
 
+from mvsd.config import TAIL_LEVELS
+
 MAX_WIDTH = 4096  # channels of any layer
 MAX_LEVELS = 8  # U-Net levels
 # Sum of squared U-Net widths: about the parameter count per 3x3 conv pair, a few GB at most.
@@ -45,7 +47,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "stft.alpha": (1e-3, 10),
     "stft.beta": (1e-3, 100),
 }
-CHOICES = {"direction": ("reverb", "dereverb"), "tail_levels": ("learned", "flat")}
+CHOICES = {"direction": ("reverb", "dereverb"), "tail_levels": TAIL_LEVELS}
 
 
 def check_header(text: str, expected_format: str) -> dict:

@@ -149,6 +149,9 @@ class LoaderParams:
     num_workers: int = 1
 
 
+TAIL_LEVELS = ("flat", "learned")  # flat: 0 dB band levels and early gain; learned: from the room head
+
+
 @dataclass(frozen=True)
 class SizeConfig:
     """Widths of one model size (both converters use the same size)."""
@@ -187,7 +190,7 @@ class ModelConfig:
     use_depth: bool = False  # a 4th (depth) input channel; off: user images and the loader are RGB
     pretrained_visual: str | None = None  # local ResNet-18 state dict to start the encoder from
     rir_seconds: float = 3.0  # longest RIR the reverberator synthesises (its first estimate)
-    tail_levels: str = "flat"  # the synthesised tail's level per band and early gain: flat (0 dB) | learned
+    tail_levels: str = "flat"  # the synthesised tail's level per band and early gain: TAIL_LEVELS
     sizes: dict[str, SizeConfig] = field(default_factory=_default_sizes)
 
     def widths_multiple_frames(self) -> int:
@@ -582,8 +585,8 @@ def validate(params: Params) -> Params:
             raise ConfigError(f"model.sizes.{name}: the last unet channel count must divide by attn_heads")
     if m.steps < 1:
         raise ConfigError(f"model.steps must be >= 1; got {m.steps}")
-    if m.tail_levels not in ("learned", "flat"):
-        raise ConfigError(f"model.tail_levels {m.tail_levels!r} is not one of: learned, flat")
+    if m.tail_levels not in TAIL_LEVELS:
+        raise ConfigError(f"model.tail_levels {m.tail_levels!r} is not one of: {', '.join(TAIL_LEVELS)}")
     t, ps = params.train, params.pseudo
     if not 0 <= t.start_fraction <= 1:
         raise ConfigError(f"train.start_fraction must be in [0, 1]; got {t.start_fraction}")

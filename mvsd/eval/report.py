@@ -27,7 +27,16 @@ from PIL import Image
 
 from mvsd.audio_io import SAMPLE_RATE
 from mvsd.eval.metrics import METRICS
-from mvsd.eval.result import BAND_NAMES, EvalResult, RoomComparison, blank_twin, paired_difference
+from mvsd.eval.result import (
+    BAND_NAMES,
+    BLANK,
+    EXACT_ORACLES,
+    HEADLINE_METRICS,
+    EvalResult,
+    RoomComparison,
+    blank_twin,
+    paired_difference,
+)
 
 TASKS = {"vam": ("clean", "reverb"), "dereverb": ("reverb", "clean")}  # family -> (source, truth)
 
@@ -59,12 +68,6 @@ def _spectrogram_png(x: np.ndarray, path: Path) -> None:
     plt.close(fig)
 
 
-# Rows whose output is the target itself (scores at the metric's limit, e.g. SI-SDR 150 dB): in
-# the tables, but left out of the plots, where they would flatten every other bar.
-EXACT_ORACLES = {"vam": ("oracle_rir",), "dereverb": ("oracle_dry",)}
-PLOTTED = {"vam": ("stft_distance", "rt60_error", "drr_error"), "dereverb": ("pesq", "estoi", "si_sdr")}
-
-
 def plotted(summary: dict, family: str) -> tuple[list[str], list[str]]:
     """The systems and metrics :func:`_bar_plot` draws for ``family``."""
     systems = [
@@ -72,7 +75,7 @@ def plotted(summary: dict, family: str) -> tuple[list[str], list[str]]:
         for g in summary
         if g.startswith(family + "/") and g.split("/", 1)[1] not in EXACT_ORACLES[family]
     ]
-    metrics = [m for m in PLOTTED[family] if any(m in summary[f"{family}/{x}"] for x in systems)]
+    metrics = [m for m in HEADLINE_METRICS[family] if any(m in summary[f"{family}/{x}"] for x in systems)]
     return systems, metrics
 
 
@@ -95,7 +98,7 @@ def _bar_plot(summary: dict, family: str, path: Path) -> bool:
         nan = (float("nan"), float("nan"), 0)
         values = [summary[f"{family}/{x}"].get(m, nan) for x in systems]
         ax.barh(range(len(systems)), [v[0] for v in values], xerr=[v[1] for v in values], capsize=2,
-                color=["#a0a0a0" if "blank-image" in x else "#4a6fa5" for x in systems])  # fmt: skip
+                color=["#a0a0a0" if BLANK in x else "#4a6fa5" for x in systems])  # fmt: skip
         arrow = "lower is better" if METRICS[m].direction == "lower" else "higher is better"
         ax.set_title(f"{m} ({arrow})", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -159,15 +162,14 @@ def _room_scatter(c: RoomComparison, label: str, path: Path) -> None:
 def _ablation_html(result: EvalResult) -> str:
     """Systems evaluated both with pictures and with a grey image: their means side by side and
     the paired difference (grey minus picture, same samples) with its 95 % interval."""
-    summary, rows = result.summary, result.rows
+    summary = result.summary
     out = []
     for g, values in summary.items():
         family, system = g.split("/", 1)
         blank = summary.get(f"{family}/{blank_twin(system)}")
-        if blank is None or "-blank-image" in system:
+        if blank is None or BLANK in system:
             continue
-        mine = [r for r in rows if r["family"] == family and r["system"] == system]
-        theirs = [r for r in rows if r["family"] == family and r["system"] == blank_twin(system)]
+        mine, theirs = result.rows_of(family, system), result.rows_of(family, blank_twin(system))
         for m in (
             *[m for m, spec in METRICS.items() if spec.family == family],
             "room_t60_error",

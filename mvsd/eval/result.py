@@ -20,6 +20,13 @@ ROOM_METRICS = (*(f"room_t60_error_{b}" for b in BAND_NAMES), "room_t60_error", 
 
 Outputs = dict[tuple[str, str], list[np.ndarray | None]]  # (family, system) -> one per sample (None: skipped)
 
+# The metrics a reader compares first (the headline file, the paired table, the report's plots).
+HEADLINE_METRICS = {"vam": ("stft_distance", "rt60_error", "drr_error"), "dereverb": ("pesq", "estoi", "si_sdr")}
+# Rows whose output is the target itself (scores at the metric's limit, e.g. SI-SDR 150 dB): no
+# comparison, and a bar that would flatten every other one.
+EXACT_ORACLES = {"vam": ("oracle_rir",), "dereverb": ("oracle_dry",)}
+BLANK = "-blank-image"  # what names a system's grey-image (ablation) rows
+
 
 @dataclass(frozen=True)
 class RoomComparison:
@@ -62,11 +69,15 @@ class EvalResult:
     examples: list[Sample] = field(default_factory=list)
     example_outputs: Outputs = field(default_factory=dict)
 
+    def rows_of(self, family: str, system: str) -> list[dict]:
+        """The per-sample rows of one system."""
+        return [r for r in self.rows if r["family"] == family and r["system"] == system]
+
 
 def blank_twin(system: str) -> str:
     """The name of ``system``'s image-ablation rows: ``round-1@1steps`` -> ``round-1-blank-image@1steps``."""
     base, at, steps = system.partition("@")
-    return f"{base}-blank-image{at}{steps}"
+    return f"{base}{BLANK}{at}{steps}"
 
 
 def paired_difference(rows_a: list[dict], rows_b: list[dict], metric: str) -> tuple[float, float, int]:

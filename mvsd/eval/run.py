@@ -51,6 +51,9 @@ from mvsd.eval.baselines import (
 from mvsd.eval.metrics import METRICS, Reference, score
 from mvsd.eval.result import (
     BAND_NAMES,
+    BLANK,
+    EXACT_ORACLES,
+    HEADLINE_METRICS,
     ROOM_METRICS,
     EvalResult,
     Outputs,
@@ -189,7 +192,7 @@ def evaluate(
     timing: dict[str, float] = {}
     rooms: dict[str, RoomComparison] = {}
     for label, folder in (rounds or {}).items():
-        tag = f"{label}-blank-image" if blank_image else label
+        tag = blank_twin(label) if blank_image else label
         outputs.update(converter_outputs(Path(folder), tag, samples, sweep or steps, blank_image, timing, rooms))
     errors = {system: comparison.errors() for system, comparison in rooms.items()}
     # Identical outputs (e.g. the physical estimate, 0 steps, of rounds whose head did not
@@ -358,9 +361,6 @@ def markdown(result: EvalResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-HEADLINE = {"vam": ("stft_distance", "rt60_error", "drr_error"), "dereverb": ("pesq", "estoi", "si_sdr")}
-
-
 def newest_model(result: EvalResult, rounds: dict[str, Path], options: dict) -> str | None:
     """The system name of the last round at the most steps evaluated (a sweep's last count), with
     pictures: what the headline is about. None without rounds or in a ``blank_image``-only run."""
@@ -379,7 +379,7 @@ def headline(result: EvalResult, model: str | None) -> dict[str, float]:
     ablation, ``vam/grey_over_picture/<metric>`` (the model's error with a grey image over its own:
     above 1, the picture helps)."""
     out: dict[str, float] = {}
-    for family, metrics in HEADLINE.items():
+    for family, metrics in HEADLINE_METRICS.items():
         for m in metrics:
             better = max if METRICS[m].direction == "higher" else min
             values = [
@@ -392,7 +392,7 @@ def headline(result: EvalResult, model: str | None) -> dict[str, float]:
             if model and m in result.summary.get(f"{family}/{model}", {}):
                 out[f"{family}/model/{m}"] = round(result.summary[f"{family}/{model}"][m][0], 6)
     grey = result.summary.get(f"vam/{blank_twin(model)}", {}) if model else {}
-    for m in HEADLINE["vam"]:
+    for m in HEADLINE_METRICS["vam"]:
         if m in grey and out.get(f"vam/model/{m}"):
             out[f"vam/grey_over_picture/{m}"] = round(grey[m][0] / out[f"vam/model/{m}"], 4)
     return out
@@ -405,15 +405,15 @@ def paired_markdown(result: EvalResult, model: str) -> str:
     neither. Two systems on the same samples share the samples' difficulty, so this is the test
     behind "beyond the CI" (unpaired intervals of two means overlap far more often)."""
     lines = [f"\n**Paired differences against {model}** (other − {model}, same samples, mean ± 95% CI)\n"]
-    for family, metrics in HEADLINE.items():
-        mine = [r for r in result.rows if r["family"] == family and r["system"] == model]
+    for family, metrics in HEADLINE_METRICS.items():
+        mine = result.rows_of(family, model)
         others = [g.split("/", 1)[1] for g in result.summary if g.startswith(f"{family}/")]
-        others = [o for o in others if o != model and o not in ("oracle_rir", "oracle_dry")]
+        others = [o for o in others if o != model and o not in EXACT_ORACLES[family]]
         if not mine or not others:
             continue
         lines += ["| " + family + " system | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
         for other in others:
-            theirs = [r for r in result.rows if r["family"] == family and r["system"] == other]
+            theirs = result.rows_of(family, other)
             cells = []
             for m in metrics:
                 d, ci, n = paired_difference(mine, theirs, m)
@@ -485,7 +485,7 @@ def run_evaluation(
             baselines=False, blank_image=True, **options,
         )  # fmt: skip
         result = merge(result, blank)
-    suffix = "-blank-image" if kwargs.get("blank_image") else ""
+    suffix = BLANK if kwargs.get("blank_image") else ""
     paths = write(result, out, (name or split) + suffix, model=newest_model(result, rounds, kwargs))
     if report is not None:
         paths["report"] = make_report(result, report, title=f"{dataset}, split {split}")
