@@ -50,8 +50,9 @@ def _main(
         typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
-    """MVSD: visual acoustic matching and dereverberation. Every knob lives in params.yaml;
-    override one with --set section.key=value."""
+    pass  # only the global --version; the help text is the app's (above)
+
+
 err = Console(stderr=True, soft_wrap=True)  # long paths in errors stay on one line
 
 ParamsOpt = Annotated[
