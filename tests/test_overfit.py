@@ -64,9 +64,13 @@ def test_tiny_converter_overfits(tmp_path, direction):
         opt.step()
         sched.step()
         losses.append(loss.item())
-    assert np.mean(losses[-20:]) < 0.1 * np.mean(losses[:10])
+    # The flow starts from the physical first estimate, not from noise, so its first losses are
+    # already those of a fair guess: a four-fold fall is what memorising the two samples gives.
+    assert np.mean(losses[-20:]) < 0.25 * np.mean(losses[:10]), (losses[:10], losses[-20:])
 
     conv.ema.load_state_dict(conv.net.state_dict())
-    out = conv.convert(source.numpy(), images, steps=2, seed=0)
+    out = conv.convert_steps(source.numpy(), images, [0, 2], seed=0)
     dist = lambda a, b: (magnitude(stft(torch.as_tensor(a))) - magnitude(stft(b))).pow(2).mean().item()  # noqa: E731
-    assert dist(out, target) < dist(source, target)
+    assert dist(out[2], target) < dist(source, target)
+    # ...and what the network learned is the refinement: two steps beat the first estimate alone.
+    assert dist(out[2], target) < dist(out[0], target)
