@@ -45,13 +45,37 @@ def _use_token() -> None:
             pass
 
 
+class _DropHarmless(logging.Filter):
+    """Drops a logger's records whose message contains one of ``phrases``. A filter on the logger
+    itself outlives Ray Train's logging set-up (``dictConfig`` resets the levels of ``ray.train.*``
+    loggers, not their filters)."""
+
+    def __init__(self, *phrases: str):
+        super().__init__()
+        self.phrases = phrases
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(p in record.getMessage() for p in self.phrases)
+
+
+# Ray Train controller messages that a busy machine brings out, each with a traceback, about
+# bookkeeping that does not touch the run: an autoscaler request that timed out ("safe to
+# ignore", Ray says) and the placement-group cleaner's stop timing out at shutdown.
+_HARMLESS = {
+    "ray.train.v2._internal.execution.scaling_policy.autoscaling_coordinator_client": ("safe to ignore",),
+    "ray.train.v2._internal.callbacks.placement_group_callback": ("Failed to stop PlacementGroupCleaner",),
+}
+
+
 def quiet_worker_logs() -> None:
     """Runs in every Ray worker process (actors included): without the dashboard (not installed,
     not needed) Ray Train's placement-group cleaner cannot reach the state API and warns about it
-    every second."""
+    every second; on a busy machine the controller logs harmless timeouts with tracebacks."""
     logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(
         logging.ERROR
     )
+    for name, phrases in _HARMLESS.items():
+        logging.getLogger(name).addFilter(_DropHarmless(*phrases))
     # ... and when the GCS query times out instead, its monitor thread dies with a 30-line
     # traceback on the user's console; the cleaner only matters if the controller crashes.
     previous = threading.excepthook

@@ -112,3 +112,37 @@ def test_joining_a_ray_start_cluster_by_address_handles_its_token(tmp_path):
         assert "export RAY_AUTH_MODE=token" in err[-1] and "Traceback" not in run.stderr
     finally:
         _stop(before)
+
+
+def test_ray_train_controller_timeouts_stay_off_the_console():
+    """On a busy machine Ray Train's controller logs a timed-out autoscaler request and a slow
+    placement-group cleaner, each with a traceback. The worker set-up hook drops exactly those,
+    and its filters outlive Ray Train's own logging configuration (a dictConfig of ray.train)."""
+    import logging
+    import logging.config
+
+    from mvsd.cluster import quiet_worker_logs
+
+    quiet_worker_logs()
+    seen: list[str] = []
+    train = logging.getLogger("ray.train")
+    saved = (train.level, train.handlers[:], train.propagate)
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    logging.config.dictConfig(  # as Ray Train configures its controller
+        {"version": 1, "disable_existing_loggers": False, "handlers": {"keep": {"()": Keep}},
+         "loggers": {"ray.train": {"level": "DEBUG", "handlers": ["keep"], "propagate": False}}}  # fmt: skip
+    )
+    client = logging.getLogger("ray.train.v2._internal.execution.scaling_policy.autoscaling_coordinator_client")
+    callback = logging.getLogger("ray.train.v2._internal.callbacks.placement_group_callback")
+    try:
+        raise TimeoutError("Get timed out")
+    except TimeoutError:
+        client.warning("Failed to send resource request for x. ... it's safe to ignore this error.", exc_info=True)
+        callback.exception("Failed to stop PlacementGroupCleaner gracefully.")
+    client.warning("Autoscaling requests expired")  # anything else still reaches the console
+    train.level, train.handlers, train.propagate = saved
+    assert seen == ["Autoscaling requests expired"]
