@@ -6,7 +6,8 @@ flow run starts a temporary local one (a few seconds).
 
 **Caching.** A task that computes something (a dataset, a round, pseudo-pairs, an evaluation) is
 keyed on what decides its output: the content versions of its input datasets (``dataset.json``),
-the fingerprints of the rounds it reads (``round.json``), the params sections it uses, the code of
+the fingerprints of the rounds it reads (``round.json``), the params its stage reads
+(:mod:`mvsd.stages`, the table ``dvc.yaml`` follows too), the code of
 the ``mvsd`` package, and its arguments (output path included). Results are persisted
 (``.prefect/storage``), so an unchanged step is skipped across flow runs; a task whose output was
 deleted runs again and refreshes its cache entry (:func:`cached_task`).
@@ -65,28 +66,29 @@ def cache_key(**parts: Any) -> str:
 
 
 def key_fn(
-    sections: tuple[str, ...],
+    stage: str,
     datasets: tuple[str, ...] = (),
     rounds: tuple[str, ...] = (),
     extra: Callable[[dict], str] | None = None,
 ) -> Callable[[TaskRunContext, dict], str]:
     """A Prefect ``cache_key_fn`` from a task's arguments: ``datasets`` and ``rounds`` name
-    arguments holding paths (or lists of paths) whose versions enter the key; ``sections`` are the
-    params sections the task reads (from its ``params_dict`` argument); ``extra`` adds anything
-    else that decides the result (e.g. a listing of input files)."""
+    arguments holding paths (or lists of paths) whose versions enter the key; the params that
+    ``stage`` reads (:data:`mvsd.stages.STAGES`) are taken from its ``params_dict`` argument;
+    ``extra`` adds anything else that decides the result (e.g. a listing of input files)."""
 
     def paths(v: Any) -> list[str]:
         return [str(x) for x in v] if isinstance(v, list | tuple) else [str(v)] if v else []
 
     def fn(ctx: TaskRunContext, args: dict) -> str:
         from mvsd.data.builder import stored_version
+        from mvsd.stages import stage_params
         from mvsd.train.distributed import round_fingerprint
 
         p = args.get("params_dict") or {}
         return cache_key(
             task=ctx.task.name,
             args={k: v for k, v in args.items() if k != "params_dict"},
-            params={s: p.get(s) for s in sections},
+            params=stage_params(p, stage) if p else None,
             datasets={a: [stored_version(x) for x in paths(args.get(a))] for a in datasets},
             rounds={a: [round_fingerprint(x) for x in paths(args.get(a))] for a in rounds},
             extra=extra(args) if extra else None,
@@ -99,7 +101,7 @@ def cached_task(
     *,
     name: str,
     output: Callable[[dict], str | None],
-    sections: tuple[str, ...],
+    stage: str,
     datasets: tuple[str, ...] = (),
     rounds: tuple[str, ...] = (),
     extra: Callable[[dict], str] | None = None,
@@ -110,7 +112,7 @@ def cached_task(
     from prefect import task
 
     def decorate(fn):
-        t = task(name=name, cache_key_fn=key_fn(sections, datasets, rounds, extra), **task_options)(fn)
+        t = task(name=name, cache_key_fn=key_fn(stage, datasets, rounds, extra), **task_options)(fn)
         signature = inspect.signature(fn)
 
         @functools.wraps(fn)

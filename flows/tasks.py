@@ -1,7 +1,7 @@
 """Prefect tasks: each one calls one ``mvsd`` function (no tensor code here).
 
-Tasks take params as a plain dict (``params_dict``) so that the sections they read can enter their
-cache key (:func:`flows.common.key_fn`). Computing tasks are cached and never retried; I/O tasks
+Tasks take params as a plain dict (``params_dict``) so that the params their stage reads
+(:mod:`mvsd.stages`) can enter their cache key (:func:`flows.common.key_fn`). Computing tasks are cached and never retried; I/O tasks
 (``ingest``, ``copy_files``, ``dvc_push``) retry.
 """
 
@@ -20,9 +20,6 @@ from prefect.logging import get_run_logger
 
 from flows.common import cached_task
 from mvsd.config import Params, build
-
-DATA_SECTIONS = ("audio", "shards")
-TRAIN_SECTIONS = ("audio", "loader", "model", "train")
 
 
 def _params(d: dict) -> Params:
@@ -64,7 +61,7 @@ def _dataset_out(args: dict) -> str:
 @cached_task(
     name="synth",
     output=_dataset_out,
-    sections=("simrooms", *DATA_SECTIONS),
+    stage="synth",
     extra=lambda a: _folder_listing(a.get("speech_dir") or ""),
 )
 def synth(out: str, params_dict: dict, speech_dir: str | None = None) -> dict:
@@ -79,7 +76,7 @@ def synth(out: str, params_dict: dict, speech_dir: str | None = None) -> dict:
 @cached_task(
     name="ingest",
     output=_dataset_out,
-    sections=("ingest", *DATA_SECTIONS),
+    stage="ingest",
     extra=lambda a: _folder_listing(a["path"]),
     retries=2,
     retry_delay_seconds=5,
@@ -106,7 +103,7 @@ def ingest(source: str, path: str, out: str, params_dict: dict, split: str | Non
 @cached_task(
     name="train-round",
     output=lambda a: a["out"] and str(Path(a["out"], "round.json")),
-    sections=TRAIN_SECTIONS,
+    stage="train",
     datasets=("dataset", "pseudo"),
     rounds=("init_from",),
 )
@@ -135,7 +132,7 @@ def train_round(
 @cached_task(
     name="pseudo-pairs",
     output=lambda a: str(Path(a["out"], "pseudo.json")),
-    sections=("audio", "model", "pseudo", "shards"),
+    stage="pseudo",
     datasets=("dataset", "image_dataset"),
     rounds=("round_dir",),
 )
@@ -159,7 +156,7 @@ def pseudo_pairs(
 @cached_task(
     name="evaluate",
     output=lambda a: str(Path(a["out"], f"{a['name']}.json")),
-    sections=("audio", "model"),
+    stage="evaluate",
     datasets=("dataset",),
     rounds=("rounds",),
 )
@@ -175,7 +172,8 @@ def evaluate(
     rt60_cache: str = "checkpoints/rt60",
     params_dict: dict | None = None,
 ) -> dict:
-    """Metrics (``out/<name>.json`` ...) and the listening page; returns the Markdown table and paths."""
+    """Metrics (``out/<name>.json`` ...) and the listening page; returns the Markdown table and paths.
+    Each round is evaluated at ``model.steps`` of ``params_dict`` (without it: its own default)."""
     from mvsd.eval.run import markdown, run_evaluation
 
     result, paths = run_evaluation(
@@ -188,6 +186,7 @@ def evaluate(
         blind_rt60=blind_rt60,
         rt60_cache=rt60_cache,
         limit=limit,
+        steps=_params(params_dict).model.steps if params_dict else None,
     )
     table = markdown(result)
     get_run_logger().info("evaluation %s:\n%s", name, table)

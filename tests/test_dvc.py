@@ -1,6 +1,6 @@
 """The project's real ``dvc.yaml`` run by real DVC in a scratch git repository with tiny params:
-``dvc repro`` end to end, a second ``dvc repro`` that does nothing, ``dvc exp run -S`` that reruns
-only what the changed knob feeds, and ``dvc push`` to the local directory remote."""
+``dvc repro`` end to end, a second ``dvc repro`` that does nothing, ``dvc status`` and ``dvc exp run
+-S`` that rerun only what the changed knob feeds, and ``dvc push`` to the local directory remote."""
 
 from __future__ import annotations
 
@@ -60,6 +60,23 @@ def test_dvc_repro_runs_the_whole_pipeline_then_is_a_no_op(repo):
     sh(repo, "dvc", "push")
     remote = repo / "dvc-remote"  # .dvc/config: url = ../dvc-remote, relative to .dvc/
     assert remote.is_dir() and sum(1 for f in remote.rglob("*") if f.is_file()) > 10
+
+
+def test_an_inference_knob_makes_only_the_evaluation_stale(repo):
+    """model.steps is read when converting (mvsd/stages.py): `dvc status` names the evaluation only."""
+    if not (repo / "dvc.lock").exists():
+        sh(repo, "dvc", "repro")
+    params_file = repo / "params.yaml"
+    before = params_file.read_text()
+    data = yaml.safe_load(before)
+    data["model"]["steps"] += 1
+    params_file.write_text(yaml.safe_dump(data))
+    try:
+        status = json.loads(sh(repo, "dvc", "status", "--json").strip().splitlines()[-1])
+    finally:
+        params_file.write_text(before)
+    assert set(status) == {"evaluate"}, status
+    assert "model.steps" in json.dumps(status["evaluate"])
 
 
 def test_dvc_exp_run_reruns_only_what_a_knob_feeds(repo):

@@ -33,6 +33,7 @@ from mvsd.data.sample import DECODERS, Sample
 from mvsd.data.shards import iter_shard
 from mvsd.errors import BadInput
 from mvsd.eval.metrics import stft_distance
+from mvsd.stages import stage_params
 
 SOURCE_KINDS = {"clean_only": "pseudo_reverb", "reverb_only": "pseudo_clean"}
 
@@ -196,7 +197,7 @@ def make_pseudo_pairs(
     tasks = plan_tasks(plan(dataset, params, images), p.chunk)
     fingerprint = hashlib.sha256(
         json.dumps(
-            [dataset, round_dir, k, to_dict(p), to_dict(params.model), images, round_fingerprint(round_dir)],
+            [dataset, round_dir, k, stage_params(params, "pseudo"), images, round_fingerprint(round_dir)],
             sort_keys=True,
         ).encode()
     ).hexdigest()

@@ -1,0 +1,73 @@
+"""One table of stages (mvsd/stages.py): dvc.yaml, the training fingerprint and the flows' cache
+keys all follow it, so a knob a stage does not read never reruns it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from flows.common import key_fn, plain
+from mvsd.config import load_params
+from mvsd.stages import INFERENCE_KEYS, STAGES, stage_params
+from mvsd.train.distributed import fingerprint
+
+ROOT = Path(__file__).resolve().parent.parent
+DVC_STAGE = {"synth": "synth", "train_round0": "train", "train_round1": "train", "pseudo_round0": "pseudo", "evaluate": "evaluate"}
+
+
+def dvc_stages() -> dict:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+@pytest.mark.parametrize("name", sorted(DVC_STAGE))
+def test_dvc_yaml_says_what_the_stage_table_says(name):
+    stage, table = dvc_stages()[name], STAGES[DVC_STAGE[name]]
+    assert stage["params"] == list(table.params)
+    code = [d for d in stage["deps"] if d.startswith("mvsd/")]
+    assert code == list(table.code)
+
+
+def test_every_dvc_stage_is_in_the_table():
+    assert set(dvc_stages()) == set(DVC_STAGE)
+
+
+def test_every_key_names_a_param_and_every_code_path_exists():
+    params = load_params(None)
+    for name, stage in STAGES.items():
+        values = stage_params(params, name)  # a misspelt key raises KeyError here
+        assert list(values) == list(stage.params)
+        for path in stage.code:
+            assert (ROOT / path).exists(), f"{name}: {path}"
+    assert stage_params(params, "evaluate")["model.steps"] == params.model.steps
+    assert stage_params(plain(params), "train") == stage_params(params, "train")
+
+
+def test_every_model_knob_is_read_by_training_or_by_inference():
+    model_keys = {f"model.{k}" for k in plain(load_params(None))["model"]}
+    train = {k for k in STAGES["train"].params if k.startswith("model.")}
+    assert train | set(INFERENCE_KEYS) == model_keys and not train & set(INFERENCE_KEYS)
+
+
+def test_the_training_fingerprint_follows_what_training_reads():
+    data = {"paired": "/nowhere/ds", "pseudo": []}
+    fp = lambda *sets: fingerprint(load_params(None, list(sets)), data, None)  # noqa: E731
+    base = fp()
+    assert fp("model.steps=4") == base  # inference only
+    assert fp("evaluate.limit=10") == base
+    assert fp("pseudo.keep_fraction=0.3") == base
+    assert fp("train.lr=0.001") != base
+    assert fp("model.tail_levels=learned") != base
+
+
+def test_flow_cache_keys_follow_the_stage_table():
+    def key(task: str, stage: str, *sets: str) -> str:
+        ctx = SimpleNamespace(task=SimpleNamespace(name=task))
+        return key_fn(stage)(ctx, {"out": "x", "params_dict": plain(load_params(None, list(sets)))})
+
+    assert key("train-round", "train", "model.steps=4") == key("train-round", "train")
+    assert key("evaluate", "evaluate", "model.steps=4") != key("evaluate", "evaluate")
+    assert key("evaluate", "evaluate", "train.lr=0.001") == key("evaluate", "evaluate")
+    assert key("pseudo-pairs", "pseudo", "pseudo.keep_fraction=0.3") != key("pseudo-pairs", "pseudo")
