@@ -46,7 +46,7 @@ from flows.common import main, params, plain, repository_lock
 from flows.evaluate import publish
 from mvsd.data.manifest import read_quarantine
 from mvsd.errors import printable
-from mvsd.train.rounds import check_dataset, pseudo_dir, round_dir
+from mvsd.train.rounds import check_dataset, round_dir, round_inputs
 
 INBOX_DATA = "datasets/inbox"  # every ingested batch and the ledger: one DVC-tracked folder
 KINDS = {"clean": "clean-folder", "reverb": "reverb-folder"}
@@ -137,13 +137,6 @@ def latest_round(checkpoints: str, run: str) -> int | None:
     return max(ks) if ks else None
 
 
-def pseudo_sets(dataset: str, run: str, data: Path) -> list[str]:
-    """Every accepted pseudo-pair set so far: the run's own and every inbox batch's."""
-    own = sorted(p.parent for p in pseudo_dir(dataset, run, 0).parent.glob("round-*/manifest.parquet"))
-    inbox = sorted(p.parent for p in data.glob("*/pseudo-*/manifest.parquet"))
-    return [str(p) for p in own + inbox]
-
-
 @flow(name="inbox", log_prints=True)
 def inbox(
     inbox: str | None = None,
@@ -219,8 +212,10 @@ def _process(inbox, dataset, run, checkpoints, out: Path, pd: dict, evaluate: bo
         prev = str(round_dir(checkpoints, run, k))
         for kind, ds in ingested.items():
             tasks.pseudo_pairs(ds, prev, str(batch_dir / f"pseudo-{kind}"), k, pd, image_dataset=dataset)
+        batches = sorted(str(p.parent) for p in out.glob("*/pseudo-*/manifest.parquet"))
+        pseudo, init = round_inputs(dataset, run, k + 1, checkpoints, more_pseudo=batches, check=False)
         new_round = tasks.train_round(
-            dataset, run, k + 1, checkpoints, pd, pseudo=pseudo_sets(dataset, run, out), init_from=prev,
+            dataset, run, k + 1, checkpoints, pd, pseudo=pseudo, init_from=str(init),
             out=str(round_dir(checkpoints, run, k + 1)),
         )  # fmt: skip
         summary["round"] = new_round

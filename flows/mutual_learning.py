@@ -8,7 +8,7 @@ from prefect import flow
 from flows import tasks
 from flows.common import main, params, plain
 from flows.evaluate import publish
-from mvsd.train.rounds import check_dataset, pseudo_dir, round_dir
+from mvsd.train.rounds import check_dataset, pseudo_dir, round_dir, round_inputs
 
 
 @flow(name="mutual-learning", log_prints=True)
@@ -32,17 +32,16 @@ def mutual_learning(
         tasks.synth(dataset, p)
     check_dataset(dataset)
     done = [tasks.train_round(dataset, run, 0, checkpoints, p, out=str(round_dir(checkpoints, run, 0)))]
-    pseudo: list[str] = []
     for k in range(1, rounds + 1):
-        made = tasks.pseudo_pairs(dataset, done[-1], str(pseudo_dir(dataset, run, k - 1)), k - 1, p)
-        pseudo.append(made["dataset"])
+        tasks.pseudo_pairs(dataset, done[-1], str(pseudo_dir(dataset, run, k - 1)), k - 1, p)
+        pseudo, init = round_inputs(dataset, run, k, checkpoints)
         done.append(
             tasks.train_round(
-                dataset, run, k, checkpoints, p, pseudo=list(pseudo), init_from=done[-1],
+                dataset, run, k, checkpoints, p, pseudo=pseudo, init_from=str(init),
                 out=str(round_dir(checkpoints, run, k)),
             )
         )  # fmt: skip
-    result: dict = {"rounds": done, "pseudo": pseudo}
+    result: dict = {"rounds": done, "pseudo": round_inputs(dataset, run, rounds, checkpoints)[0]}
     if evaluate:
         ev = tasks.evaluate(
             dataset, split, done, "metrics", f"{run}-{split}", report, limit=limit, params_dict=p

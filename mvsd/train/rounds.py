@@ -12,6 +12,7 @@ Every step is resumable: an exported round or a finished pseudo-pair set is reus
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from mvsd.config import Params
@@ -38,16 +39,28 @@ def pseudo_dir(dataset: str | Path, run: str, k: int) -> Path:
 
 
 def round_inputs(
-    dataset: str | Path, run: str, k: int, checkpoints: str | Path
+    dataset: str | Path,
+    run: str,
+    k: int,
+    checkpoints: str | Path,
+    more_pseudo: Sequence[str] = (),
+    check: bool = True,
 ) -> tuple[list[str], Path | None]:
-    """What round ``k`` of ``run`` trains from besides the paired data: the pseudo-pair sets of
-    rounds < k (each must exist) and the round it starts from (None for round 0)."""
-    pseudo = [str(pseudo_dir(dataset, run, j)) for j in range(k)]
-    missing = [q for q in pseudo if not Path(q, "manifest.parquet").exists()]
-    if missing:
+    """The round planner: what round ``k`` of ``run`` trains from besides the paired data — the
+    run's pseudo-pair sets of rounds < k (made with ``mvsd pseudo``), then ``more_pseudo`` (the
+    inbox's batches) — and the round it starts from (None for round 0).
+
+    Every caller plans with it: ``mvsd train``, :func:`mutual`, the train-round, mutual-learning
+    and inbox flows; ``tests/test_rounds_plan.py`` holds ``dvc.yaml`` to it. ``check``: a missing
+    set of the run is an error that says how to make it; without it (the inbox, whose rounds
+    after the first train on its batches' pairs) missing sets are left out."""
+    own = [str(pseudo_dir(dataset, run, j)) for j in range(k)]
+    missing = [q for q in own if not Path(q, "manifest.parquet").exists()]
+    if missing and check:
         raise FileNotFoundError(
-            f"{missing[0]}: no pseudo-pairs; make them first (`mvsd pseudo --round {k - 1}`)"
+            f"{missing[0]}: no pseudo-pairs; make them first (`mvsd pseudo --round {own.index(missing[0])}`)"
         )
+    pseudo = [q for q in own if q not in missing] + [str(q) for q in more_pseudo]
     return pseudo, round_dir(checkpoints, run, k - 1) if k > 0 else None
 
 
@@ -58,14 +71,10 @@ def mutual(
     Returns the last round's folder (also copied to ``checkpoints/latest``)."""
     check_dataset(dataset)
     prev = fit_round(params, {"paired": str(dataset)}, checkpoints, run, 0)
-    pseudo: list[str] = []
     for k in range(1, rounds + 1):
-        out = pseudo_dir(dataset, run, k - 1)
-        make_pseudo_pairs(dataset, prev, out, params, k - 1)
-        pseudo.append(str(out))
-        prev = fit_round(
-            params, {"paired": str(dataset), "pseudo": pseudo}, checkpoints, run, k, init_from=prev
-        )
+        make_pseudo_pairs(dataset, prev, pseudo_dir(dataset, run, k - 1), params, k - 1)
+        pseudo, init = round_inputs(dataset, run, k, checkpoints)
+        prev = fit_round(params, {"paired": str(dataset), "pseudo": pseudo}, checkpoints, run, k, init_from=init)
     publish_latest(prev, Path(checkpoints) / "latest")
     return prev
 
