@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "true")
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "mvsd")  # mvsd's own log lines in flow runs
 
 from mvsd.config import Params, load_params, to_dict  # noqa: E402
 

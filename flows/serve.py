@@ -3,7 +3,8 @@
 Needs a Prefect server: start one with ``prefect server start`` (SQLite under ``.prefect/`` by
 default) and point ``PREFECT_API_URL`` at it (``http://127.0.0.1:4200/api``), or at Prefect Cloud
 or a remote server. This process registers the deployment ``inbox/mvsd-inbox`` with the schedule,
-then polls the server and runs each scheduled (or manually triggered) flow run until stopped.
+then polls the server and runs each scheduled (or manually triggered) flow run until stopped, one
+at a time.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ def serve(
     p = params(params_file, overrides)
     schedule = {"interval": interval} if interval else {"cron": cron or p.orchestration.cron}
     print(f"serving flow 'inbox' as {name!r} on {schedule} against {PREFECT_API_URL.value()}")
-    inbox.serve(name=name, parameters={"params_file": params_file, "overrides": overrides}, **schedule)
+    # One run at a time: runs take the repository lock anyway, and runs that pile up while one
+    # trains (a short interval, a slow round) would each start Python, torch and Ray meanwhile.
+    inbox.serve(name=name, parameters={"params_file": params_file, "overrides": overrides}, limit=1, **schedule)
 
 
 class _Serve:  # `main` wants a flow-like object: a name and the function

@@ -10,9 +10,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from prefect import task
@@ -198,73 +195,24 @@ def evaluate(
 
 @task(name="copy-files", retries=2, retry_delay_seconds=5, retry_condition_fn=worth_retrying)
 def copy_files(files: list[tuple[str, str]], dest: str) -> int:
-    """Copy ``(url or path, relative name)`` pairs into ``dest`` (fsspec, so s3:// works), each
-    atomically; files already there with the same size are kept (a retried copy resumes)."""
-    import fsspec
+    """:func:`mvsd.inbox.copy_files` (each file atomically; a retried copy resumes)."""
+    from mvsd.inbox import copy_files as run
 
-    n = 0
-    for src, rel in files:
-        target = Path(dest, rel)
-        with fsspec.open(src, "rb") as f:
-            data = f.read()
-        if target.exists() and target.stat().st_size == len(data):
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(target)
-        n += 1
-    return n
-
-
-DVC = [sys.executable, "-m", "dvc"]  # the DVC of this environment, whatever PATH says
-
-
-def _run(cmd: list[str], cwd: Path) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        said = "\n".join(x for x in (proc.stdout[-1000:].strip(), proc.stderr[-2000:].strip()) if x)
-        raise RuntimeError(f"{' '.join(cmd)} failed in {cwd} (exit {proc.returncode}):\n{said}")
-    return proc.stdout
-
-
-def is_dvc_repo(repo: Path | None = None) -> bool:
-    """Is ``repo`` (default: the working directory, where flows run) a git + DVC repository?"""
-    repo = repo or Path.cwd()
-    return (repo / ".dvc").is_dir() and (repo / ".git").exists()
+    return run(files, dest)
 
 
 @task(name="dvc-add")
 def dvc_add(paths: list[str], message: str, repo: str | None = None) -> list[str]:
-    """Track ``paths`` with DVC (a new version of each) and commit their ``.dvc`` files to git.
-    Returns the ``.dvc`` files. Callers hold the repository lock."""
-    root = Path(repo) if repo else Path.cwd()
-    rel = [str(Path(p).resolve().relative_to(root.resolve())) for p in paths]
-    _run([*DVC, "add", "--quiet", *rel], root)
-    tracked = [f"{r}.dvc" for r in rel]
-    ignores = sorted(
-        {str(Path(r).parent / ".gitignore") for r in rel if (root / Path(r).parent / ".gitignore").exists()}
-    )
-    _run(["git", "add", "--", *tracked, *ignores], root)
-    staged = _run(["git", "diff", "--cached", "--name-only", "--", *tracked, *ignores], root).split()
-    if staged:
-        _run(
-            ["git", "-c", "user.name=mvsd-flows", "-c", "user.email=mvsd-flows@localhost",
-             "commit", "--quiet", "-m", message, "--", *staged],
-            root,
-        )  # fmt: skip
-    get_run_logger().info("versioned with DVC: %s", ", ".join(rel))
-    return tracked
+    """:func:`mvsd.versioning.dvc_add`: a new DVC version of each path, ``.dvc`` files committed.
+    Callers hold the repository lock."""
+    from mvsd.versioning import dvc_add as run
+
+    return run(paths, message, repo)
 
 
 @task(name="dvc-push", retries=2, retry_delay_seconds=10)
 def dvc_push(targets: list[str], repo: str | None = None) -> None:
-    """Push ``targets`` (``.dvc`` files or stage names) to the default DVC remote. Not --quiet:
-    that would hide why a push failed (a remote that is down, read-only or full)."""
-    root = Path(repo) if repo else Path.cwd()
-    _run([*DVC, "push", *targets], root)
-    get_run_logger().info("pushed to the DVC remote: %s", ", ".join(targets))
+    """:func:`mvsd.versioning.dvc_push` to the default DVC remote (DVC's reason on failure)."""
+    from mvsd.versioning import dvc_push as run
 
-
-def remove_tree(path: str | Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+    run(targets, repo)

@@ -233,3 +233,26 @@ def test_two_inbox_runs_never_hold_the_repository_at_once(harness, paired, tmp_p
     with repository_lock(), pytest.raises(TimeoutError):  # another run holds the repository
         inbox(data=str(tmp_path / "d"), overrides=ov)
     assert not (tmp_path / "d").exists()
+
+
+def test_the_inbox_decides_everything_without_prefect(paired, tmp_path, monkeypatch):
+    """mvsd.inbox.process_inbox is the whole inbox run as plain calls (the flow only adds the
+    lock, retries, caching and the artifact): a batch is ingested, its bad file quarantined, the
+    next round trained on its pseudo-pairs, and a second run finds nothing new."""
+    from mvsd.config import to_dict
+    from mvsd.inbox import process_inbox, read_ledger
+
+    monkeypatch.chdir(tmp_path)
+    box = tmp_path / "inbox"
+    make_inbox(box, paired)
+    p = to_dict(load_params(None, overrides(tmp_path, paired, box)))
+    ck, data = str(tmp_path / "ck"), tmp_path / "data"
+    s = process_inbox(str(box), str(paired), "t", ck, data, p, evaluate=False, version=False)
+    assert s["new"] == 7 and s["ingested"] == 6 and list(s["quarantined"]) == ["clean/broken.wav"]
+    assert s["round"] == str(Path(ck) / "t" / "round-1")  # round 0 first, then the batch's round
+    assert (Path(s["round"]) / "round.json").exists()
+    assert (data / s["batch"] / "pseudo-clean" / "manifest.parquet").exists()
+    statuses = sorted(read_ledger(data).column("status").to_pylist())
+    assert statuses == ["ingested"] * 6 + ["quarantined"]
+    again = process_inbox(str(box), str(paired), "t", ck, data, p, evaluate=False, version=False)
+    assert again == {"inbox": str(box), "files": 7, "new": 0, "duplicates": 0}

@@ -64,6 +64,12 @@ def round_inputs(
     return pseudo, round_dir(checkpoints, run, k - 1) if k > 0 else None
 
 
+def latest_round(checkpoints: str | Path, run: str) -> int | None:
+    """The highest exported round of ``run`` (None: none yet)."""
+    ks = [int(p.name.split("-")[1]) for p in Path(checkpoints, run).glob("round-*") if (p / "round.json").exists()]
+    return max(ks) if ks else None
+
+
 def mutual(
     dataset: str | Path, params: Params, rounds: int, run: str, checkpoints: str | Path = "checkpoints"
 ) -> Path:
@@ -89,4 +95,4 @@ def publish_latest(round_folder: Path, latest: Path) -> None:
     tmp.rename(latest)
 
 
-__all__ = ["mutual", "check_dataset", "pseudo_dir", "publish_latest", "round_dir", "round_inputs"]
+__all__ = ["mutual", "check_dataset", "latest_round", "pseudo_dir", "publish_latest", "round_dir", "round_inputs"]
