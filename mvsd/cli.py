@@ -167,6 +167,28 @@ def ingest(
 
 
 DEFAULT_CHECKPOINTS = Path("checkpoints/latest")
+# Converters that come with mvsd (the quality recipe on SimRooms; mvsd/pretrained/README.md), the
+# default until a round of your own is published to checkpoints/latest.
+SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent / "pretrained"
+
+
+def default_checkpoint(direction: str) -> Path:
+    """``checkpoints/latest/<direction>.safetensors`` if this folder has one, else the shipped one."""
+    mine = DEFAULT_CHECKPOINTS / f"{direction}.safetensors"
+    if mine.exists():
+        return mine
+    shipped = SHIPPED_CHECKPOINTS / f"{direction}.safetensors"
+    if not shipped.exists():
+        raise FileNotFoundError(
+            f"{mine}: no {direction} checkpoint, and none shipped with this mvsd; "
+            "pass --checkpoint or train one (`make demo`, or mvsd train --publish)"
+        )
+    typer.echo(
+        f"using the converters shipped with mvsd ({shipped.parent}); "
+        f"a round published to {DEFAULT_CHECKPOINTS} takes their place",
+        err=True,
+    )
+    return shipped
 
 
 def _convert_command(
@@ -183,11 +205,7 @@ def _convert_command(
 ) -> None:
     from mvsd.inference import convert_files
 
-    ckpt = checkpoint or DEFAULT_CHECKPOINTS / f"{direction}.safetensors"
-    if checkpoint is None and not ckpt.exists():
-        raise FileNotFoundError(
-            f"{ckpt}: no {direction} checkpoint; pass --checkpoint or train one (mvsd train)"
-        )
+    ckpt = checkpoint or default_checkpoint(direction)
     summary = convert_files(
         direction, ckpt, image, speech, out, steps=steps, device=device, seed=seed,
         overwrite=overwrite, report=typer.echo, keep_rate=keep_rate,
@@ -205,7 +223,8 @@ ImageOpt = Annotated[
 CkptOpt = Annotated[
     Path | None,
     typer.Option(
-        help="Converter checkpoint (.safetensors). Default: checkpoints/latest/reverb.safetensors (dereverb: dereverb.safetensors)."
+        help="Converter checkpoint (.safetensors). Default: checkpoints/latest/reverb.safetensors (dereverb: dereverb.safetensors), "
+        "else the converters shipped with mvsd (mvsd/pretrained)."
     ),
 ]
 StepsOpt = Annotated[

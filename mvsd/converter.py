@@ -73,16 +73,19 @@ class Converter:
 
     # -- checkpoints ------------------------------------------------------------------------------
 
-    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:
-        """Write weights, EMA weights and the spec to one safetensors file (atomically)."""
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None, inference_only: bool = False) -> None:
+        """Write weights, EMA weights and the spec to one safetensors file (atomically).
+        ``inference_only``: only the weights inference uses (the EMA's, stored as ``net.*``): half
+        the size, converts exactly as this converter does, cannot resume training."""
         from safetensors.torch import save_file
 
         from mvsd.data.shards import atomic_path
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        if self.ema is not None:
+        net = self.inference_net if inference_only else self.net
+        tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+        if self.ema is not None and not inference_only:
             tensors.update(
                 {f"ema.{k}": v.detach().cpu().contiguous() for k, v in self.ema.state_dict().items()}
             )

@@ -1,8 +1,11 @@
 """The `mvsd` command line on files a user would have."""
 
+import json
+
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -147,3 +150,51 @@ def test_error_text_is_printed_as_written_not_as_markup(tmp_path):
     r = runner.invoke(app, ["ingest", "clean-folder", str(missing), "--out", str(tmp_path / "out")])
     assert r.exit_code == 2
     assert "speech[client]: no such folder" in r.output
+
+
+def test_an_inference_only_checkpoint_converts_exactly_as_its_round(files, tmp_path):
+    """What scripts/ship_converters.py writes: the EMA weights alone, half the file, same output."""
+    full = Converter.from_checkpoint(files / "reverb.safetensors")
+    with torch.no_grad():  # an EMA that differs from the raw weights, as after training
+        for p in full.ema.parameters():
+            p.add_(0.01)
+    full.save(tmp_path / "full.safetensors")
+    full.save(tmp_path / "ship.safetensors", inference_only=True)
+    shipped = Converter.from_checkpoint(tmp_path / "ship.safetensors")
+    assert shipped.ema is None
+    assert (tmp_path / "ship.safetensors").stat().st_size < 0.6 * (tmp_path / "full.safetensors").stat().st_size
+    x = np.random.default_rng(1).standard_normal(16_000).astype(np.float32) * 0.05
+    image = np.full((48, 64, 3), 90, np.uint8)
+    np.testing.assert_array_equal(shipped.convert(x, image, seed=3), full.convert(x, image, seed=3))
+
+
+def test_without_a_model_of_your_own_the_shipped_converters_answer(files, tmp_path, monkeypatch):
+    """No checkpoints/latest here: mvsd reverb uses the converters shipped with mvsd, and says so;
+    with none shipped either, the error says how to get a model."""
+    import mvsd.cli
+
+    monkeypatch.chdir(tmp_path)
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    Converter.from_checkpoint(files / "reverb.safetensors").save(shipped / "reverb.safetensors", inference_only=True)
+    monkeypatch.setattr(mvsd.cli, "SHIPPED_CHECKPOINTS", shipped)
+    args = ["reverb", "--image", str(files / "room.png"), "--speech", str(files / "dry.wav"), "--out", "wet.wav"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "using the converters shipped with mvsd" in r.output and (tmp_path / "wet.wav").exists()
+    r = runner.invoke(app, ["dereverb", *args[1:5], "--out", "dry.wav"])  # no dereverb shipped here
+    assert r.exit_code == 2 and "none shipped with this mvsd" in r.output and "make demo" in r.output
+
+
+def test_the_shipped_converters_load_and_convert():
+    from mvsd.cli import SHIPPED_CHECKPOINTS
+
+    record = json.loads((SHIPPED_CHECKPOINTS / "round.json").read_text())
+    assert "recipe" in record and "headline_metrics" in record
+    x = np.random.default_rng(2).standard_normal(24_000).astype(np.float32) * 0.05
+    image = np.asarray(Image.new("RGB", (128, 96), (120, 100, 80)))
+    for direction in ("reverb", "dereverb"):
+        conv = Converter.from_checkpoint(SHIPPED_CHECKPOINTS / f"{direction}.safetensors", expect_direction=direction)
+        assert conv.ema is None  # inference weights only
+        y = conv.convert(x, image, seed=0)
+        assert y.shape == x.shape and np.isfinite(y).all() and np.abs(y).max() > 0
