@@ -16,6 +16,7 @@ from prefect import task
 from prefect.logging import get_run_logger
 
 from flows.common import cached_task
+from mvsd import pipeline
 from mvsd.config import Params, build
 
 
@@ -80,21 +81,14 @@ def synth(out: str, params_dict: dict, speech_dir: str | None = None) -> dict:
     retry_condition_fn=worth_retrying,
 )
 def ingest(source: str, path: str, out: str, params_dict: dict, split: str | None = None) -> dict:
-    """A source folder -> shards + manifest. Bad files are quarantined, not fatal."""
-    from mvsd.data.adapters import ingest as run
-
-    summary = run(source, Path(path), Path(out), _params(params_dict), split=split)
+    """A source folder -> shards + manifest (:func:`mvsd.pipeline.ingest`). Bad files are
+    quarantined, not fatal."""
+    res = pipeline.ingest(source, path, out, params_dict, split=split)
     log = get_run_logger()
-    log.info(summary.line())
-    if summary.quarantined:
-        log.warning("%s: %d file(s) quarantined, see %s/quarantine.parquet", path, summary.quarantined, out)
-    return {
-        "dataset": out,
-        "version": summary.version,
-        "samples": summary.samples,
-        "quarantined": summary.quarantined,
-        "summary": summary.line(),
-    }
+    log.info(res["summary"])
+    if res["quarantined"]:
+        log.warning("%s: %d file(s) quarantined, see %s/quarantine.parquet", path, res["quarantined"], out)
+    return res
 
 
 @cached_task(
@@ -114,16 +108,11 @@ def train_round(
     init_from: str | None = None,
     out: str | None = None,
 ) -> str:
-    """Round ``k`` of ``run`` on Ray (``out`` is only there for the cache key)."""
-    from mvsd.train.distributed import fit_round
-    from mvsd.train.rounds import publish_latest
-
-    folder = fit_round(
-        _params(params_dict), {"paired": dataset, "pseudo": pseudo or []}, checkpoints, run, k, init_from
-    )
-    publish_latest(folder, Path(checkpoints) / "latest")
+    """Round ``k`` of ``run`` on Ray (:func:`mvsd.pipeline.train_round`; ``out`` is only there for
+    the cache key)."""
+    folder = pipeline.train_round(dataset, run, k, checkpoints, params_dict, pseudo, init_from)
     get_run_logger().info("round %d of %s: %s (pseudo-pair sets: %d)", k, run, folder, len(pseudo or []))
-    return str(folder)
+    return folder
 
 
 @cached_task(
@@ -136,9 +125,7 @@ def train_round(
 def pseudo_pairs(
     dataset: str, round_dir: str, out: str, k: int, params_dict: dict, image_dataset: str | None = None
 ) -> dict:
-    from mvsd.train.pseudo import make_pseudo_pairs
-
-    summary = make_pseudo_pairs(dataset, round_dir, out, _params(params_dict), k, image_dataset=image_dataset)
+    summary = pipeline.pseudo_pairs(dataset, round_dir, out, k, params_dict, image_dataset=image_dataset)
     get_run_logger().info(
         "pseudo-pairs of %s with %s: %d of %d candidates kept (%s)",
         dataset,
@@ -147,7 +134,7 @@ def pseudo_pairs(
         summary["candidates"],
         summary["by_kind"],
     )
-    return {"dataset": out, **summary}
+    return summary
 
 
 @cached_task(
@@ -169,25 +156,11 @@ def evaluate(
     rt60_cache: str = "checkpoints/rt60",
     params_dict: dict | None = None,
 ) -> dict:
-    """Metrics (``out/<name>.json`` ...) and the listening page; returns the Markdown table and paths.
-    Each round is evaluated at ``model.steps`` of ``params_dict`` (without it: its own default)."""
-    from mvsd.eval.run import markdown, run_evaluation
-
-    result, paths = run_evaluation(
-        dataset,
-        split,
-        {Path(r).name: Path(r) for r in rounds},
-        out,
-        name,
-        report=report,
-        blind_rt60=blind_rt60,
-        rt60_cache=rt60_cache,
-        limit=limit,
-        steps=_params(params_dict).model.steps if params_dict else None,
-    )
-    table = markdown(result)
-    get_run_logger().info("evaluation %s:\n%s", name, table)
-    return {"table": table, **{k: str(v) for k, v in paths.items()}}
+    """:func:`mvsd.pipeline.evaluate`: metrics (``out/<name>.json`` ...) and the listening page;
+    returns the Markdown table and paths."""
+    res = pipeline.evaluate(dataset, split, rounds, out, name, report, limit, blind_rt60, rt60_cache, params_dict)
+    get_run_logger().info("evaluation %s:\n%s", name, res["table"])
+    return res
 
 
 # -- files and versions --------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mvsd import pipeline
 from mvsd.errors import printable
 from mvsd.train.rounds import check_dataset, latest_round, round_dir, round_inputs
 
@@ -139,47 +140,6 @@ def batch_name(new: list[dict]) -> str:
 # -- the steps and what runs them ----------------------------------------------------------------
 
 
-def _ingest(source: str, path: str, out: str, params_dict: dict, split: str | None = None) -> dict:
-    from mvsd.config import Params, build
-    from mvsd.data.adapters import ingest
-
-    s = ingest(source, Path(path), Path(out), build(Params, params_dict), split=split)
-    return {"dataset": out, "version": s.version, "samples": s.samples, "quarantined": s.quarantined}
-
-
-def _train_round(dataset, run, k, checkpoints, params_dict, pseudo=None, init_from=None, out=None) -> str:
-    from mvsd.config import Params, build
-    from mvsd.train.distributed import fit_round
-    from mvsd.train.rounds import publish_latest
-
-    data = {"paired": dataset, "pseudo": pseudo or []}
-    folder = fit_round(build(Params, params_dict), data, checkpoints, run, k, init_from)
-    publish_latest(folder, Path(checkpoints) / "latest")
-    return str(folder)
-
-
-def _pseudo_pairs(dataset, round_dir, out, k, params_dict, image_dataset=None) -> dict:
-    from mvsd.config import Params, build
-    from mvsd.train.pseudo import make_pseudo_pairs
-
-    return {
-        "dataset": out,
-        **make_pseudo_pairs(dataset, round_dir, out, build(Params, params_dict), k, image_dataset),
-    }
-
-
-def _evaluate(dataset, split, rounds, out, name, report, limit=None, params_dict=None) -> dict:
-    from mvsd.config import Params, build
-    from mvsd.eval.run import markdown, run_evaluation
-
-    steps = build(Params, params_dict).model.steps if params_dict else None
-    labelled = {Path(r).name: Path(r) for r in rounds}
-    result, paths = run_evaluation(
-        dataset, split, labelled, out, name, report=report, limit=limit, steps=steps
-    )
-    return {"table": markdown(result), **{k: str(v) for k, v in paths.items()}}
-
-
 def _dvc_add(paths: list[str], message: str) -> list[str]:
     from mvsd.versioning import dvc_add
 
@@ -198,10 +158,10 @@ class Steps:
 
     scan: Callable[[str], list[dict]] = scan
     copy_files: Callable[[list[tuple[str, str]], str], int] = copy_files
-    ingest: Callable[..., dict] = _ingest
-    train_round: Callable[..., str] = _train_round
-    pseudo_pairs: Callable[..., dict] = _pseudo_pairs
-    evaluate: Callable[..., dict] = _evaluate
+    ingest: Callable[..., dict] = pipeline.ingest
+    train_round: Callable[..., str] = pipeline.train_round
+    pseudo_pairs: Callable[..., dict] = pipeline.pseudo_pairs
+    evaluate: Callable[..., dict] = pipeline.evaluate
     dvc_add: Callable[[list[str], str], list[str]] = _dvc_add
     dvc_push: Callable[[list[str]], None] = _dvc_push
     published: Callable[[dict, str], None] = field(default=lambda result, name: None)  # an evaluation's table
