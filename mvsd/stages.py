@@ -3,7 +3,8 @@
 Everything that decides whether a stage's result is still valid reads this table:
 
 * ``dvc.yaml`` (each stage's ``params:`` and code ``deps:``; ``tests/test_stages.py`` checks that
-  the file says the same),
+  the file says the same; a stage's code is every file its entry modules import,
+  :func:`stage_code`, so an edit reruns exactly the stages that run the edited file),
 * the training fingerprint (:func:`mvsd.train.distributed.fingerprint`) and the pseudo-pairs'
   build fingerprint, so that a knob a stage does not read never retrains or remakes it,
 * the Prefect tasks' cache keys (``flows/tasks.py``).
@@ -15,8 +16,11 @@ record it as their default), evaluation does, so changing it re-runs evaluation 
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mvsd.config import ModelConfig, Params, to_dict
@@ -26,38 +30,76 @@ INFERENCE_KEYS = ("model.steps",)
 _MODEL_TRAINING_KEYS = tuple(
     f"model.{f.name}" for f in dataclasses.fields(ModelConfig) if f"model.{f.name}" not in INFERENCE_KEYS
 )
-_TRAIN_CODE = (
-    "mvsd/train",
-    "mvsd/models",
-    "mvsd/diffusion",
-    "mvsd/converter.py",
-    "mvsd/losses.py",
-    "mvsd/acoustics.py",
-    "mvsd/images.py",
-    "mvsd/audio.py",
-    "mvsd/data/loader.py",
-)
 
 
 @dataclass(frozen=True)
 class Stage:
     params: tuple[str, ...]  # sections or dotted keys the stage reads
-    code: tuple[str, ...]  # files or folders (from the repository root) of the code it runs
+    entry: tuple[str, ...]  # the modules the stage's CLI command calls; its code is what they import
 
 
 STAGES: dict[str, Stage] = {
-    "synth": Stage(
-        ("audio", "simrooms", "shards"),
-        ("mvsd/sim", "mvsd/data", "mvsd/acoustics.py", "mvsd/audio_io.py", "mvsd/config.py"),
+    "synth": Stage(("audio", "simrooms", "shards"), ("mvsd.sim.synth",)),
+    "ingest": Stage(("audio", "ingest", "shards"), ("mvsd.data.adapters",)),  # flows only
+    "train": Stage(
+        ("audio", "loader", *_MODEL_TRAINING_KEYS, "train"), ("mvsd.train.distributed", "mvsd.train.rounds")
     ),
-    "ingest": Stage(("audio", "ingest", "shards"), ("mvsd/data", "mvsd/audio_io.py", "mvsd/config.py")),  # flows only
-    "train": Stage(("audio", "loader", *_MODEL_TRAINING_KEYS, "train"), _TRAIN_CODE),
-    "pseudo": Stage(("pseudo", "shards"), ("mvsd/train/pseudo.py", "mvsd/converter.py", "mvsd/data")),
-    "evaluate": Stage(
-        ("evaluate", *INFERENCE_KEYS),
-        ("mvsd/eval", "mvsd/acoustics.py", "mvsd/models", "mvsd/converter.py"),
-    ),
+    "pseudo": Stage(("pseudo", "shards"), ("mvsd.train.pseudo", "mvsd.train.rounds")),
+    "evaluate": Stage(("evaluate", *INFERENCE_KEYS), ("mvsd.eval.run", "mvsd.eval.report")),
 }
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _module_file(module: str) -> Path | None:
+    path = ROOT.joinpath(*module.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(file: Path, module: str) -> set[str]:
+    """The ``mvsd`` modules ``file`` imports anywhere in it (functions' lazy imports too)."""
+    package = module if file.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(file.read_text(), str(file))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    return {name for name in found if name.split(".")[0] == "mvsd" and _module_file(name)}
+
+
+@functools.cache
+def stage_code(stage: str) -> tuple[str, ...]:
+    """The files (from the repository root, sorted) of the code ``stage`` runs: its entry modules
+    and every ``mvsd`` module they import, directly or not, with the packages' ``__init__.py``.
+
+    ``dvc.yaml`` lists exactly these as the stage's code deps (``tests/test_stages.py``), so an
+    edit to a file the stage never imports does not rerun it. ``mvsd/cli.py`` is left out: it
+    parses the command line and calls the entry modules; the command itself is part of the
+    stage (DVC reruns a stage whose ``cmd`` changed)."""
+    seen: set[str] = set()
+    todo = list(STAGES[stage].entry)
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        parts = module.split(".")
+        todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # importing runs the packages
+        file = _module_file(module)
+        if file is None:
+            raise ValueError(f"stage {stage}: no module {module} under {ROOT}")
+        todo.extend(_imports(file, module))
+    files = {_module_file(m).relative_to(ROOT).as_posix() for m in seen}
+    return tuple(sorted(files - {"mvsd/cli.py"}))
 
 
 def _lookup(data: dict, key: str) -> Any:
@@ -72,3 +114,8 @@ def stage_params(params: Params | dict, stage: str) -> dict[str, Any]:
     ``params``: a :class:`Params` or its plain-dict form (``to_dict``)."""
     data = to_dict(params) if not isinstance(params, dict) else params
     return {key: _lookup(data, key) for key in STAGES[stage].params}
+
+
+if __name__ == "__main__":  # `python -m mvsd.stages`: the code deps dvc.yaml should list, per stage
+    for name in STAGES:
+        print(f"{name}:\n" + "".join(f"      - {path}\n" for path in stage_code(name)))

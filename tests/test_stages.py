@@ -11,11 +11,17 @@ import yaml
 
 from flows.common import key_fn, plain
 from mvsd.config import load_params
-from mvsd.stages import INFERENCE_KEYS, STAGES, stage_params
+from mvsd.stages import INFERENCE_KEYS, STAGES, _imports, stage_code, stage_params
 from mvsd.train.distributed import fingerprint
 
 ROOT = Path(__file__).resolve().parent.parent
-DVC_STAGE = {"synth": "synth", "train_round0": "train", "train_round1": "train", "pseudo_round0": "pseudo", "evaluate": "evaluate"}
+DVC_STAGE = {
+    "synth": "synth",
+    "train_round0": "train",
+    "train_round1": "train",
+    "pseudo_round0": "pseudo",
+    "evaluate": "evaluate",
+}
 
 
 def dvc_stages() -> dict:
@@ -27,7 +33,11 @@ def test_dvc_yaml_says_what_the_stage_table_says(name):
     stage, table = dvc_stages()[name], STAGES[DVC_STAGE[name]]
     assert stage["params"] == list(table.params)
     code = [d for d in stage["deps"] if d.startswith("mvsd/")]
-    assert code == list(table.code)
+    expected = stage_code(DVC_STAGE[name])
+    assert code == list(expected), (
+        f"dvc.yaml's {name} should list the code it imports (`python -m mvsd.stages`):\n"
+        + "".join(f"      - {path}\n" for path in expected)
+    )
 
 
 def test_every_dvc_stage_is_in_the_table():
@@ -39,10 +49,34 @@ def test_every_key_names_a_param_and_every_code_path_exists():
     for name, stage in STAGES.items():
         values = stage_params(params, name)  # a misspelt key raises KeyError here
         assert list(values) == list(stage.params)
-        for path in stage.code:
-            assert (ROOT / path).exists(), f"{name}: {path}"
+        for path in stage_code(name):
+            assert (ROOT / path).is_file(), f"{name}: {path}"
     assert stage_params(params, "evaluate")["model.steps"] == params.model.steps
     assert stage_params(plain(params), "train") == stage_params(params, "train")
+
+
+def test_a_stage_depends_on_the_files_it_imports_and_no_others():
+    synth, train, evaluate = stage_code("synth"), stage_code("train"), stage_code("evaluate")
+    # imported, directly or not (sim.synth -> data.builder -> data.shards), packages included
+    assert {"mvsd/sim/synth.py", "mvsd/sim/render.py", "mvsd/data/shards.py", "mvsd/sim/__init__.py"} <= set(
+        synth
+    )
+    assert not any(path.startswith(("mvsd/models/", "mvsd/train/", "mvsd/eval/")) for path in synth)
+    # a lazy import inside a function counts: the training loop and the U-Net
+    assert {"mvsd/train/loop.py", "mvsd/models/unet.py", "mvsd/stages.py"} <= set(train)
+    assert "mvsd/eval/report.py" in evaluate and "mvsd/sim/render.py" not in evaluate
+    assert all("mvsd/cli.py" not in stage_code(name) for name in STAGES)
+
+
+def test_relative_imports_resolve_to_the_package_files(tmp_path):
+    file = tmp_path / "fake.py"
+    file.write_text(
+        "from .loop import train_loop\nfrom ..converter import Converter\nimport numpy\n"
+        "def f():\n    from mvsd.data import loader\n"
+    )
+    found = _imports(file, "mvsd.train.fake")
+    assert {"mvsd.train.loop", "mvsd.converter", "mvsd.data", "mvsd.data.loader"} <= found
+    assert "numpy" not in found and not any(name.endswith("train_loop") for name in found)
 
 
 def test_every_model_knob_is_read_by_training_or_by_inference():
