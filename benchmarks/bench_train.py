@@ -13,7 +13,6 @@ Prints Markdown for BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from mvsd.config import load_params
 from mvsd.train.distributed import fit_round
+from mvsd.train.losslog import read_losses
 from mvsd.train.pseudo import make_pseudo_pairs
 
 
@@ -40,7 +40,7 @@ def train_rate(dataset: str, size: str, steps: int, workers: int, root: Path) ->
         ],
     )
     fit_round(p, {"paired": dataset}, root / "ck", f"w{workers}", 0)
-    rows = list(csv.DictReader(open(root / "ck" / f"w{workers}" / "round-0-losses.csv")))
+    rows = read_losses(root / "ck" / f"w{workers}" / "round-0-live")
     return float(rows[-1]["samples_per_s"]), p
 
 

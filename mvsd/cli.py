@@ -337,7 +337,8 @@ def train(
     """Train both converters (R and D) for one round on Ray (train.workers; 0 = this process).
 
     Resumes from the last checkpoint when run again after a kill, and stops at train.steps.
-    Losses per step go to checkpoints/RUN/round-K-losses.csv. The default model of `mvsd
+    Losses per step are logged with DVCLive to checkpoints/RUN/round-K-live/ (dvc plots show
+    draws them). The default model of `mvsd
     reverb/dereverb` (CHECKPOINTS/latest) changes only with --publish.
     """
     from mvsd.train.distributed import fit_round

@@ -116,6 +116,47 @@ def stage_params(params: Params | dict, stage: str) -> dict[str, Any]:
     return {key: _lookup(data, key) for key in STAGES[stage].params}
 
 
-if __name__ == "__main__":  # `python -m mvsd.stages`: the code deps dvc.yaml should list, per stage
-    for name in STAGES:
-        print(f"{name}:\n" + "".join(f"      - {path}\n" for path in stage_code(name)))
+# dvc.yaml's stages and the table's entry each runs
+DVC_STAGES = {
+    "synth": "synth",
+    "train_round0": "train",
+    "train_round1": "train",
+    "pseudo_round0": "pseudo",
+    "evaluate": "evaluate",
+}
+
+
+def sync_dvc_yaml(path: Path) -> bool:
+    """Rewrite the ``mvsd/`` code deps of each stage in ``path`` (a ``dvc.yaml``) to
+    :func:`stage_code`, leaving every other line as it is. Returns whether anything changed."""
+    text = path.read_text()
+    out: list[str] = []
+    stage = None
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("  ") and not line.startswith("   ") and line.rstrip().endswith(":"):
+            stage = line.strip()[:-1]
+        if line.startswith("      - mvsd/") and stage in DVC_STAGES:
+            while i < len(lines) and lines[i].startswith("      - mvsd/"):
+                i += 1
+            out.extend(f"      - {file}" for file in stage_code(DVC_STAGES[stage]))
+            continue
+        out.append(line)
+        i += 1
+    new = "\n".join(out)
+    if new != text:
+        path.write_text(new)
+    return new != text
+
+
+if __name__ == "__main__":  # `python -m mvsd.stages [--write]`: the code deps dvc.yaml should list
+    import sys
+
+    if "--write" in sys.argv:
+        changed = sync_dvc_yaml(ROOT / "dvc.yaml")
+        print("dvc.yaml: code deps updated" if changed else "dvc.yaml: code deps already up to date")
+    else:
+        for name in STAGES:
+            print(f"{name}:\n" + "".join(f"      - {path}\n" for path in stage_code(name)))

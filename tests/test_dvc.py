@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 from pathlib import Path
@@ -36,16 +38,23 @@ def test_dvc_repro_runs_the_whole_pipeline_then_is_a_no_op(repo):
     assert (repo / "reports" / "demo" / "index.html").exists()
     metrics = json.loads((repo / "metrics" / "demo.json").read_text())
     # each round refined (1 step) and its physical first estimate alone (0 steps)
-    for key in ("vam/round-1@1steps/stft_distance", "vam/round-1@0steps/rt60_error", "dereverb/round-0@1steps/si_sdr"):
+    for key in (
+        "vam/round-1@1steps/stft_distance",
+        "vam/round-1@0steps/rt60_error",
+        "dereverb/round-0@1steps/si_sdr",
+    ):
         assert key in metrics, sorted(metrics)[:20]
     # the image ablation (the newest round fed a grey image) in the same file
     assert "vam/round-1-blank-image@1steps/stft_distance" in metrics, sorted(metrics)[:20]
     # the headline: round 1 at 1 step vs the best blind baseline, and what a grey image costs it
     head = json.loads((repo / "metrics" / "demo-headline.json").read_text())
     assert head["vam/model/stft_distance"] == metrics["vam/round-1@1steps/stft_distance"]
-    assert head["dereverb/baseline/pesq"] == max(metrics[f"dereverb/{b}/pesq"] for b in ("identity", "wpe", "lebart_blind"))
+    assert head["dereverb/baseline/pesq"] == max(
+        metrics[f"dereverb/{b}/pesq"] for b in ("identity", "wpe", "lebart_blind")
+    )
     assert head["vam/grey_over_picture/rt60_error"] == pytest.approx(
-        metrics["vam/round-1-blank-image@1steps/rt60_error"] / metrics["vam/round-1@1steps/rt60_error"], rel=1e-3
+        metrics["vam/round-1-blank-image@1steps/rt60_error"] / metrics["vam/round-1@1steps/rt60_error"],
+        rel=1e-3,
     )
     assert len(head) <= 15
     r1 = json.loads((repo / "checkpoints" / "demo" / "round-1" / "round.json").read_text())
@@ -92,3 +101,19 @@ def test_dvc_exp_run_reruns_only_what_a_knob_feeds(repo):
     header = shown.splitlines()[0]
     assert "train.steps" in header and "vam/model/stft_distance" in header
     assert "round-1@1steps" not in header  # the full table stays out of the experiment table
+    # the metrics are in git (main) and in the experiment's commit: numbers, not "!"
+    rows = list(csv.DictReader(io.StringIO(shown)))
+    col = "vam/model/stft_distance"
+    committed = [r for r in rows if r["typ"] == "baseline" and r["rev"] != "workspace"]
+    assert len(committed) == 1 and float(committed[0][col]) > 0, rows
+    exps = [r for r in rows if r["typ"] != "baseline"]
+    assert exps and all(float(r[col]) > 0 for r in exps), rows
+    # the losses per step (DVCLive, in git): `dvc plots show` finds both rounds' curves
+    proc = subprocess.run(
+        ["dvc", "plots", "show", "--json"], cwd=repo, env=tool_env(), capture_output=True, text=True
+    )
+    names = " ".join(json.loads(proc.stdout)["data"])
+    assert (
+        "round-0-live/plots/metrics/total.tsv" in names
+        and "round-1-live/plots/metrics/cycle/clean.tsv" in names
+    ), names

@@ -1,6 +1,5 @@
 """Issue 12, case 18: a killed and resumed round equals an uninterrupted one, and logs each step once."""
 
-import csv
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from safetensors.torch import load_file
 from mvsd.config import load_params
 from mvsd.sim.synth import synth
 from mvsd.train.loop import FAULT_STEP_ENV
+from mvsd.train.losslog import read_losses
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +48,5 @@ def test_killed_and_resumed_round_equals_an_uninterrupted_one(dataset, tmp_path)
         assert a.keys() == b.keys()
         for k in a:
             assert (a[k] == b[k]).all(), f"{name}: {k} differs after the resume"
-    with open(tmp_path / "b" / "t" / "round-0-losses.csv") as f:
-        steps = [int(r["step"]) for r in csv.DictReader(f)]
+    steps = [r["step"] for r in read_losses(tmp_path / "b" / "t" / "round-0-live")]
     assert steps == [1, 2, 3, 4, 5, 6]

@@ -91,7 +91,7 @@ def test_sigterm_stops_training_with_one_line_and_exit_143(tmp_path):
     cmd = [str(Path(sys.executable).parent / "mvsd"), "train", "--dataset", str(tmp_path / "ds"), "--run", "t",
            "--checkpoints", str(tmp_path / "ck"), "--set", f"train.storage_path={tmp_path / 'ray'}", *sets]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    log = tmp_path / "ck" / "t" / "round-0-losses.csv"
+    log = tmp_path / "ck" / "t" / "round-0-live" / "plots" / "metrics" / "total.tsv"
     deadline = time.time() + 300
     while time.time() < deadline and not (log.exists() and log.read_text().count("\n") >= 3):
         time.sleep(0.5)

@@ -3,6 +3,7 @@
 These start Ray for real (slow: minutes on 2 cores), so they are marked slow.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from mvsd.converter import Converter
 from mvsd.data.manifest import read_manifest
 from mvsd.errors import BadInput
 from mvsd.sim.synth import synth
+from mvsd.train.losslog import read_losses
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +49,10 @@ def test_full_tiny_mutual_round(dataset, tmp_path):
     assert {r["kind"] for r in pseudo} == {"pseudo_reverb", "pseudo_clean"}
     assert all(r["round"] == 0 and r["parent_key"] and r["score"] >= 0 for r in pseudo)
     assert (tmp_path / "ck" / "latest" / "reverb.safetensors").exists()
-    losses = (tmp_path / "ck" / "t" / "round-1-losses.csv").read_text().splitlines()
-    assert losses[0].startswith("cycle/clean") and len(losses) == 3  # header + 2 steps
+    losses = read_losses(tmp_path / "ck" / "t" / "round-1-live")  # DVCLive's files
+    assert [r["step"] for r in losses] == [1, 2] and all(r["cycle/clean"] >= 0 for r in losses)
+    summary = json.loads((tmp_path / "ck" / "t" / "round-1-live" / "metrics.json").read_text())
+    assert summary["step"] == 2 and summary["cycle"]["clean"] == losses[-1]["cycle/clean"]
 
 
 @pytest.mark.slow
@@ -95,10 +99,7 @@ def test_killed_training_resumes_to_the_same_step_count(dataset, tmp_path):
 
     info = json.loads((tmp_path / "ck" / "t" / "round-0" / "round.json").read_text())
     assert info["steps"] == 8
-    import csv
-
-    with open(tmp_path / "ck" / "t" / "round-0-losses.csv") as f:
-        steps = [int(r["step"]) for r in csv.DictReader(f)]
+    steps = [r["step"] for r in read_losses(tmp_path / "ck" / "t" / "round-0-live")]
     assert steps[-1] == 8 and len(steps) == len(set(steps))  # resumed: no step logged twice
 
 

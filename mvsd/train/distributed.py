@@ -31,6 +31,7 @@ from mvsd.config import Params, to_dict
 from mvsd.data.builder import stored_version
 from mvsd.stages import stage_params
 from mvsd.train.loop import FAULT_STEP_ENV, STATE_FILE, TrainingError, load_state_file, train_loop_per_worker
+from mvsd.train.losslog import loss_dir
 from mvsd.train.state import DIRECTIONS, TrainState
 
 log = logging.getLogger(__name__)
@@ -79,13 +80,13 @@ def fit_round(
     storage = params.train.storage_path
     if "://" not in storage:
         storage = str(Path(storage).resolve())
-    log_csv = Path(checkpoints).resolve() / run / f"round-{k}-losses.csv"
-    log_csv.parent.mkdir(parents=True, exist_ok=True)
+    losses = loss_dir(Path(checkpoints).resolve(), run, k)
+    losses.parent.mkdir(parents=True, exist_ok=True)
     config = {
         "params": to_dict(params),
         "datasets": datasets,
         "init_from": str(Path(init_from).resolve()) if init_from else None,
-        "log_csv": str(log_csv),
+        "loss_dir": str(losses),
         "threads": threads_per_worker(params),
         "resume_file": str(Path(checkpoints).resolve() / run / f"round-{k}-state-{fp[:12]}.pt"),
         "fault_step": os.environ.get(FAULT_STEP_ENV),

@@ -15,9 +15,7 @@ Batches mix paired samples with the accepted pseudo-pairs of earlier rounds in t
 
 from __future__ import annotations
 
-import csv
 import errno
-import math
 import os
 import shutil
 import tempfile
@@ -31,6 +29,7 @@ from mvsd.config import Params, build, loader_config
 from mvsd.converter import CheckpointError, Converter
 from mvsd.data.loader import make_loader
 from mvsd.errors import MvsdError
+from mvsd.train.losslog import LossLog
 from mvsd.train.room import freeze_rooms, pretrain_rooms, rirs_known
 from mvsd.train.state import DIRECTIONS, TrainState, set_room_lr, unwrap
 from mvsd.train.step import train_step
@@ -131,7 +130,7 @@ def train_loop_per_worker(config: dict) -> None:
     """Train both converters for ``train.steps`` steps (resuming from the last checkpoint).
 
     ``config``: ``params`` (plain dict of Params), ``datasets`` ({"paired": url, "pseudo": [urls]}),
-    ``init_from`` (a round folder or None), ``log_csv`` (per-step losses, rank 0), ``threads`` and
+    ``init_from`` (a round folder or None), ``loss_dir`` (per-step losses with DVCLive, rank 0), ``threads`` and
     ``resume_file``: rank 0 also keeps the latest state there, because Ray Train's local mode
     (``train.workers: 0``) does not persist checkpoints; a restarted run resumes from Ray's
     checkpoint if it has one, else from this file.
@@ -164,8 +163,8 @@ def train_loop_per_worker(config: dict) -> None:
         # round 0, from scratch: teach the image -> room head first (every rank alike; DDP then
         # starts all ranks from rank 0's weights)
         room_csv = (
-            str(Path(config["log_csv"]).with_name("room.csv"))
-            if config.get("log_csv") and rank == 0
+            str(Path(config["loss_dir"]).with_name("room.csv"))
+            if config.get("loss_dir") and rank == 0
             else None
         )
         pretrain_rooms(state, params, config["datasets"]["paired"], room_csv)
@@ -187,7 +186,7 @@ def train_loop_per_worker(config: dict) -> None:
     batches = mixed_batches(params, config["datasets"], seed=t.seed)
     for _ in range(state.batches_used):
         next(batches)
-    log = _CsvLog(config.get("log_csv") if rank == 0 else None, resume_step=state.step)
+    log = LossLog(config.get("loss_dir") if rank == 0 else None, resume_step=state.step)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=t.use_gpu and t.bf16)
     skipped_in_a_row, t0, start = 0, time.perf_counter(), state.step
     while state.step < t.steps:
@@ -204,14 +203,12 @@ def train_loop_per_worker(config: dict) -> None:
             )
         if state.skipped_steps > before:
             continue
-        metrics = {k: float(v) for k, v in terms.items()} | {
-            "step": state.step,
-            "skipped_steps": state.skipped_steps,
-        }
+        metrics = {k: float(v) for k, v in terms.items()} | {"skipped_steps": float(state.skipped_steps)}
         metrics["samples_per_s"] = (
             (state.step - start) * t.batch_size * world / max(time.perf_counter() - t0, 1e-9)
         )
-        log.write(metrics)
+        log.write(state.step, metrics)
+        metrics["step"] = state.step
         _maybe_die(state.step, config.get("fault_step"), resume_file, state)
         if state.step % t.checkpoint_every == 0 or state.step == t.steps:
             with tempfile.TemporaryDirectory() as tmp:
@@ -222,6 +219,7 @@ def train_loop_per_worker(config: dict) -> None:
                 ray.train.report(
                     metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp) if rank == 0 else None
                 )
+    log.close()
     for conv in state.converters.values():
         conv.net = unwrap(conv.net)
 
@@ -250,45 +248,3 @@ def _maybe_die(
         return
     if not fired:
         os._exit(17)
-
-
-class _CsvLog:
-    """Per-step named losses for `dvc plots` (rank 0 only); appends across resumes."""
-
-    def __init__(self, path: str | None, resume_step: int):
-        self.path = path
-        self.fields: list[str] | None = None
-        if path and resume_step == 0 and os.path.exists(path):
-            os.remove(path)
-        elif path and os.path.exists(path):  # rows after the checkpoint will be written again
-            with open(path, newline="") as f:
-                rows = list(csv.reader(f))
-            step = rows[0].index("step") if rows and "step" in rows[0] else None
-            if step is not None:
-                keep = [rows[0]] + [
-                    r for r in rows[1:] if len(r) > step and int(float(r[step])) <= resume_step
-                ]
-                tmp = f"{path}.tmp-{os.getpid()}"
-                with open(tmp, "w", newline="") as f:
-                    csv.writer(f).writerows(keep)
-                os.replace(tmp, path)
-
-    def write(self, metrics: dict) -> None:
-        if not self.path:
-            return
-        row = {
-            k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v) for k, v in metrics.items()
-        }
-        new = not os.path.exists(self.path)
-        if self.fields is None:
-            self.fields = sorted(row) if new else _header(self.path)
-        with open(self.path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerow(row)
-
-
-def _header(path: str) -> list[str]:
-    with open(path) as f:
-        return next(csv.reader(f))
