@@ -74,7 +74,11 @@ def init_git_dvc(repo: Path) -> None:
     """``git init`` + ``dvc init`` with the project's DVC settings and .gitignore."""
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"]):
         subprocess.run(cmd, cwd=repo, check=True, env=tool_env(), capture_output=True)
-    shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")  # local remote in dvc-remote/
+    # the project's settings, but the remote inside the scratch repository (./dvc-remote): the
+    # project's default remote is the user's machine-wide one, which tests never write to
+    config = (ROOT / ".dvc" / "config").read_text()
+    assert "url = ~/.cache/mvsd/dvc-remote" in config, config
+    (repo / ".dvc" / "config").write_text(config.replace("~/.cache/mvsd/dvc-remote", "../dvc-remote"))
     shutil.copy(ROOT / ".gitignore", repo / ".gitignore")
 
 

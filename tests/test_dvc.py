@@ -67,7 +67,7 @@ def test_dvc_repro_runs_the_whole_pipeline_then_is_a_no_op(repo):
     assert "Running stage" not in again and "up to date" in again
 
     sh(repo, "dvc", "push")
-    remote = repo / "dvc-remote"  # .dvc/config: url = ../dvc-remote, relative to .dvc/
+    remote = repo / "dvc-remote"  # the scratch repository's remote (conftest.init_git_dvc)
     assert remote.is_dir() and sum(1 for f in remote.rglob("*") if f.is_file()) > 10
 
 
@@ -117,3 +117,22 @@ def test_dvc_exp_run_reruns_only_what_a_knob_feeds(repo):
         "round-0-live/plots/metrics/total.tsv" in names
         and "round-1-live/plots/metrics/cycle/clean.tsv" in names
     ), names
+
+
+def test_a_fresh_clone_pulls_the_committed_results(repo, tmp_path):
+    """dvc.lock is committed and its outputs pushed: a new clone gets every dataset, checkpoint
+    and report with `dvc pull`, and DVC finds nothing to rerun."""
+    if not (repo / "dvc.lock").exists():
+        sh(repo, "dvc", "repro")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--allow-empty", "-qm", "results")
+    sh(repo, "dvc", "push")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True, capture_output=True)
+    assert not (clone / "checkpoints" / "demo" / "round-1" / "reverb.safetensors").exists()
+    # the scratch remote lives inside `repo` (a user's default is ~/.cache/mvsd/dvc-remote, shared)
+    sh(clone, "dvc", "remote", "modify", "--local", "local", "url", str(repo / "dvc-remote"))
+    sh(clone, "dvc", "pull")
+    for path in ("checkpoints/demo/round-1/reverb.safetensors", "datasets/simrooms/manifest.parquet", "reports/demo/index.html"):
+        assert (clone / path).is_file(), path
+    assert "up to date" in sh(clone, "dvc", "status")

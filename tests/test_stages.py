@@ -44,6 +44,7 @@ def test_every_key_names_a_param_and_every_code_path_exists():
         assert list(values) == list(stage.params)
         for path in stage_code(name):
             assert (ROOT / path).is_file(), f"{name}: {path}"
+            assert (ROOT / path).stat().st_size > 0, f"{path} is empty: DVC warns about empty deps on every run"
     assert stage_params(params, "evaluate")["model.steps"] == params.model.steps
     assert stage_params(plain(params), "train") == stage_params(params, "train")
 
@@ -98,3 +99,36 @@ def test_flow_cache_keys_follow_the_stage_table():
     assert key("evaluate", "evaluate", "model.steps=4") != key("evaluate", "evaluate")
     assert key("evaluate", "evaluate", "train.lr=0.001") == key("evaluate", "evaluate")
     assert key("pseudo-pairs", "pseudo", "pseudo.keep_fraction=0.3") != key("pseudo-pairs", "pseudo")
+
+
+def _import_graph() -> dict[str, set[str]]:
+    modules = {}
+    for file in (ROOT / "mvsd").rglob("*.py"):
+        parts = file.relative_to(ROOT).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = file
+    return {m: {i for i in _imports(f, m) if i in modules and i != m} for m, f in modules.items()}
+
+
+def test_the_package_imports_form_no_cycle_and_data_and_eval_never_import_the_simulator():
+    graph = _import_graph()
+    assert {"mvsd.eval.run", "mvsd.eval.report", "mvsd.data.adapters"} <= set(graph)
+    assert "mvsd.eval.result" in graph["mvsd.eval.report"]  # the graph sees imports (lazy ones too)
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        assert module not in path, "import cycle: " + " -> ".join([*path[path.index(module) :], module])
+        if module in done:
+            return
+        for dep in graph[module]:
+            visit(dep, [*path, module])
+        done.add(module)
+
+    for module in graph:
+        visit(module, [])
+    upward = [
+        (m, d)
+        for m, deps in graph.items()
+        for d in deps
+        if m.startswith(("mvsd.data", "mvsd.eval")) and d.startswith("mvsd.sim")
+    ]
+    assert upward == []

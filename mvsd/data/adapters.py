@@ -356,10 +356,10 @@ def _acoustics(rir: np.ndarray | None) -> tuple[float | None, float | None]:
     """(RT60 s, DRR dB) of a 16 kHz RIR; None where absent or not measurable."""
     if rir is None or not np.any(rir):
         return None, None
-    # Imported here: pyroomacoustics costs ~1 s to import and only soundspaces needs it.
-    from mvsd.sim import rooms
+    # Imported here: mvsd.acoustics imports pyroomacoustics (~1 s) and only soundspaces needs it.
+    from mvsd.acoustics import measure_drr, measure_rt60
 
-    rt60, drr = rooms.measure_rt60(rir), rooms.measure_drr(rir)
+    rt60, drr = measure_rt60(rir), measure_drr(rir)
     return (rt60 if np.isfinite(rt60) else None), (drr if np.isfinite(drr) else None)
 
 
