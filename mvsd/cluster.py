@@ -45,7 +45,7 @@ def _use_token() -> None:
             pass
 
 
-class _DropHarmless(logging.Filter):
+class DropHarmless(logging.Filter):
     """Drops a logger's records whose message contains one of ``phrases``. A filter on the logger
     itself outlives Ray Train's logging set-up (``dictConfig`` resets the levels of ``ray.train.*``
     loggers, not their filters)."""
@@ -75,7 +75,7 @@ def quiet_worker_logs() -> None:
         logging.ERROR
     )
     for name, phrases in _HARMLESS.items():
-        logging.getLogger(name).addFilter(_DropHarmless(*phrases))
+        logging.getLogger(name).addFilter(DropHarmless(*phrases))
     # ... and when the GCS query times out instead, its monitor thread dies with a 30-line
     # traceback on the user's console; the cleaner only matters if the controller crashes.
     previous = threading.excepthook

@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from mvsd.cluster import DropHarmless
 from mvsd.config import Params, to_dict
 from mvsd.converter import Converter
 from mvsd.data.builder import ShardTask, consolidate, open_build, plan_tasks, run_task, task_done
@@ -33,6 +37,7 @@ from mvsd.data.sample import DECODERS, Sample
 from mvsd.data.shards import iter_shard
 from mvsd.errors import BadInput
 from mvsd.eval.metrics import stft_distance
+from mvsd.progress import progress_bar
 from mvsd.stages import stage_params
 
 SOURCE_KINDS = {"clean_only": "pseudo_reverb", "reverb_only": "pseudo_clean"}
@@ -205,16 +210,39 @@ def make_pseudo_pairs(
     todo = [t for t in tasks if not task_done(out, t)]
     if todo:
         init_ray(params)
-        ds = ray.data.from_items([{"task": _task_to_json(t)} for t in todo], override_num_blocks=len(todo))
-        ds.map_batches(
-            ChunkMaker,
-            fn_constructor_args=(dataset, round_dir, str(out), to_dict(params), k),
-            batch_size=1,
-            concurrency=p.workers,
-            num_cpus=p.threads,
-        ).materialize()
+        # Each chunk writes its own shard; iterating runs them (streaming, without materialize's
+        # check for free CPUs, which the actor pool holds by then). mvsd's bar instead of Ray
+        # Data's: in a log, Ray's progress is seven lines every ten seconds.
+        with _quiet_ray_data(), progress_bar(f"pseudo-pairs of round {k}", len(todo)) as advance:
+            ds = ray.data.from_items([{"task": _task_to_json(t)} for t in todo], override_num_blocks=len(todo))
+            chunks = ds.map_batches(
+                ChunkMaker,
+                fn_constructor_args=(dataset, round_dir, str(out), to_dict(params), k),
+                batch_size=1,
+                compute=ray.data.ActorPoolStrategy(size=p.workers),
+                num_cpus=p.threads,
+            )
+            for _ in chunks.iter_batches(batch_size=1):
+                advance(1)
     consolidate(out, tasks, f"pseudo-round{k}", params.shards)
     return select(out, params)
+
+
+@contextmanager
+def _quiet_ray_data() -> Iterator[None]:
+    import ray
+
+    ctx = ray.data.DataContext.get_current()
+    saved = ctx.enable_progress_bars, ctx.print_on_execution_start
+    ctx.enable_progress_bars = ctx.print_on_execution_start = False
+    note = logging.getLogger("ray.data._internal.progress")  # "Progress bars disabled. To enable, ..."
+    drop = DropHarmless("Progress bars disabled")
+    note.addFilter(drop)
+    try:
+        yield
+    finally:
+        ctx.enable_progress_bars, ctx.print_on_execution_start = saved
+        note.removeFilter(drop)
 
 
 def select(out: Path, params: Params) -> dict:
