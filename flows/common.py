@@ -49,20 +49,9 @@ def params(params_file: str | None = None, overrides: list[str] | None = None) -
 # -- cache keys ----------------------------------------------------------------------------------
 
 
-@functools.cache
-def _code_hash() -> str:
-    """The ``mvsd`` sources' hash, computed once per process, when a cache key first needs it."""
-    h = hashlib.sha256()
-    pkg = ROOT / "mvsd"
-    for f in sorted(pkg.rglob("*.py")):
-        h.update(str(f.relative_to(pkg)).encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
-
-
 def cache_key(**parts: Any) -> str:
-    """A stable hash of ``parts`` (JSON-able) and the mvsd code."""
-    blob = json.dumps({"code": _code_hash(), **parts}, sort_keys=True, default=str)
+    """A stable hash of ``parts`` (JSON-able)."""
+    blob = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -74,7 +63,8 @@ def key_fn(
 ) -> Callable[[TaskRunContext, dict], str]:
     """A Prefect ``cache_key_fn`` from a task's arguments: ``datasets`` and ``rounds`` name
     arguments holding paths (or lists of paths) whose versions enter the key; the params that
-    ``stage`` reads (:data:`mvsd.stages.STAGES`) are taken from its ``params_dict`` argument;
+    ``stage`` reads (:data:`mvsd.stages.STAGES`) are taken from its ``params_dict`` argument, and
+    the version of the code it runs (:func:`mvsd.stages.code_version`) enters too;
     ``extra`` adds anything else that decides the result (e.g. a listing of input files)."""
 
     def paths(v: Any) -> list[str]:
@@ -82,12 +72,13 @@ def key_fn(
 
     def fn(ctx: TaskRunContext, args: dict) -> str:
         from mvsd.data.builder import stored_version
-        from mvsd.stages import stage_params
+        from mvsd.stages import code_version, stage_params
         from mvsd.train.distributed import round_fingerprint
 
         p = args.get("params_dict") or {}
         return cache_key(
             task=ctx.task.name,
+            code=code_version(stage),  # the files the stage runs: an upgrade invalidates its cache
             args={k: v for k, v in args.items() if k != "params_dict"},
             params=stage_params(p, stage) if p else None,
             datasets={a: [stored_version(x) for x in paths(args.get(a))] for a in datasets},

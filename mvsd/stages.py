@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,18 @@ def stage_params(params: Params | dict, stage: str) -> dict[str, Any]:
     ``params``: a :class:`Params` or its plain-dict form (``to_dict``)."""
     data = to_dict(params) if not isinstance(params, dict) else params
     return {key: _lookup(data, key) for key in STAGES[stage].params}
+
+
+@functools.cache
+def code_version(stage: str) -> str:
+    """A hash of the contents of the files ``stage`` runs (:func:`stage_code`): part of the
+    training and pseudo-pairs fingerprints and of the flows' cache keys, so that a changed
+    loss or model is trained again rather than resumed from, or served by, an earlier result —
+    as DVC reruns the stage. Computed once per process."""
+    h = hashlib.sha256()
+    for path in stage_code(stage):
+        h.update(path.encode() + b"\0" + (ROOT / path).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 # dvc.yaml's stages and the table's entry each runs

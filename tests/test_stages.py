@@ -44,7 +44,9 @@ def test_every_key_names_a_param_and_every_code_path_exists():
         assert list(values) == list(stage.params)
         for path in stage_code(name):
             assert (ROOT / path).is_file(), f"{name}: {path}"
-            assert (ROOT / path).stat().st_size > 0, f"{path} is empty: DVC warns about empty deps on every run"
+            assert (ROOT / path).stat().st_size > 0, (
+                f"{path} is empty: DVC warns about empty deps on every run"
+            )
     assert stage_params(params, "evaluate")["model.steps"] == params.model.steps
     assert stage_params(plain(params), "train") == stage_params(params, "train")
 
@@ -132,3 +134,42 @@ def test_the_package_imports_form_no_cycle_and_data_and_eval_never_import_the_si
         if m.startswith(("mvsd.data", "mvsd.eval")) and d.startswith("mvsd.sim")
     ]
     assert upward == []
+
+
+def test_the_code_version_follows_the_files_a_stage_runs(tmp_path, monkeypatch):
+    import shutil
+
+    import mvsd.stages as st
+
+    shutil.copytree(
+        ROOT / "mvsd", tmp_path / "mvsd", ignore=shutil.ignore_patterns("__pycache__", "pretrained")
+    )
+    monkeypatch.setattr(st, "ROOT", tmp_path)
+
+    def versions() -> dict[str, str]:
+        st.stage_code.cache_clear()
+        st.code_version.cache_clear()
+        return {stage: st.code_version(stage) for stage in ("synth", "train", "evaluate")}
+
+    try:
+        before = versions()
+        losses = tmp_path / "mvsd" / "losses.py"  # the training losses: not read by synth or evaluate
+        losses.write_text(losses.read_text() + "\nEXTRA = 1\n")
+        after = versions()
+    finally:
+        monkeypatch.undo()
+        st.stage_code.cache_clear()
+        st.code_version.cache_clear()
+    assert after["train"] != before["train"]
+    assert after["synth"] == before["synth"] and after["evaluate"] == before["evaluate"]
+
+
+def test_changed_training_code_is_trained_again_not_resumed(monkeypatch):
+    """The fingerprint names the round's state file: a round killed (or finished) under other
+    code is not resumed from, as DVC reruns the stage."""
+    import mvsd.train.distributed as dist
+
+    data = {"paired": "/nowhere/ds", "pseudo": []}
+    base = fingerprint(load_params(None), data, None)
+    monkeypatch.setattr(dist, "code_version", lambda stage: "another version")
+    assert fingerprint(load_params(None), data, None) != base

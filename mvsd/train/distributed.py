@@ -29,7 +29,7 @@ import torch
 from mvsd import cluster
 from mvsd.config import Params, to_dict
 from mvsd.data.builder import stored_version
-from mvsd.stages import stage_params
+from mvsd.stages import code_version, stage_params
 from mvsd.train.loop import FAULT_STEP_ENV, STATE_FILE, TrainingError, load_state_file, train_loop_per_worker
 from mvsd.train.losslog import loss_dir
 from mvsd.train.state import DIRECTIONS, TrainState
@@ -153,9 +153,11 @@ def round_fingerprint(round_folder: str | Path) -> str | None:
 
 def fingerprint(params: Params, datasets: dict, init_from: str | Path | None) -> str:
     """What decides a round's result: the params training reads (``mvsd.stages``: not, e.g., the
-    sampling steps of inference), the input datasets' content versions, the start."""
+    sampling steps of inference), the code it runs, the input datasets' content versions, the
+    start. A killed round resumes from its state file only when all of them are the same."""
     blob = {
         "params": stage_params(params, "train"),
+        "code": code_version("train"),
         "paired": stored_version(datasets["paired"]) or datasets["paired"],
         "pseudo": [stored_version(p) or p for p in datasets.get("pseudo", [])],
         "init_from": round_fingerprint(init_from) if init_from else None,

@@ -38,7 +38,7 @@ from mvsd.data.shards import iter_shard
 from mvsd.errors import BadInput
 from mvsd.eval.metrics import stft_distance
 from mvsd.progress import progress_bar
-from mvsd.stages import stage_params
+from mvsd.stages import code_version, stage_params
 
 SOURCE_KINDS = {"clean_only": "pseudo_reverb", "reverb_only": "pseudo_clean"}
 
@@ -202,7 +202,7 @@ def make_pseudo_pairs(
     tasks = plan_tasks(plan(dataset, params, images), p.chunk)
     fingerprint = hashlib.sha256(
         json.dumps(
-            [dataset, round_dir, k, stage_params(params, "pseudo"), images, round_fingerprint(round_dir)],
+            [dataset, round_dir, k, stage_params(params, "pseudo"), code_version("pseudo"), images, round_fingerprint(round_dir)],
             sort_keys=True,
         ).encode()
     ).hexdigest()
