@@ -53,3 +53,16 @@ def test_ranks_other_than_0_log_nothing(tmp_path):
     log.write(1, {"total": 1.0})
     log.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_git_repository_without_commits_does_not_stop_the_log(tmp_path, monkeypatch):
+    """`git init` and train at once: DVCLive's DVC integration fails ("Empty git repo"), the log
+    does not."""
+    import subprocess
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    monkeypatch.chdir(tmp_path)
+    log = LossLog(tmp_path / "live")
+    log.write(1, {"total": 2.0})
+    log.close()
+    assert read_losses(tmp_path / "live") == [{"step": 1, "total": 2.0}]

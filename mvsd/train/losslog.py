@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 PLOTS = Path("plots") / "metrics"
+log = logging.getLogger(__name__)
 
 
 def loss_dir(checkpoints: str | Path, run: str, k: int) -> Path:
@@ -34,14 +35,14 @@ class LossLog:
         self.live = None
         if folder is None:
             return
-        from dvclive import Live
-
         logging.getLogger("dvclive").setLevel(logging.WARNING)  # "Logging to experiment ..." per round
         if resume_step > 0:
             _drop_after(Path(folder), resume_step)
         # resume=False clears an earlier log in the folder; no dvc.yaml or experiment of its own:
         # the pipeline's dvc.yaml declares the folder, `dvc exp run` makes the experiments.
-        self.live = Live(str(folder), resume=resume_step > 0, save_dvc_exp=False, dvcyaml=False, report=None)
+        self.live = _live_class()(
+            str(folder), resume=resume_step > 0, save_dvc_exp=False, dvcyaml=False, report=None
+        )
 
     def write(self, step: int, losses: dict[str, float]) -> None:
         if self.live is None:
@@ -56,6 +57,24 @@ class LossLog:
         if self.live is not None:
             self.live.end()
             self.live = None
+
+
+def _live_class():
+    from dvclive import Live
+
+    class _Live(Live):
+        """DVCLive whose DVC integration (telling ``dvc exp run`` that a step ended) may fail
+        without failing the round: it needs a git repository with a commit (``git init`` alone
+        raises "Empty git repo"), the log itself needs none."""
+
+        def _init_dvc(self):
+            try:
+                super()._init_dvc()
+            except Exception as e:  # noqa: BLE001 - any failure of the optional integration
+                log.debug("DVCLive without DVC integration: %s", e)
+                self._dvc_repo = None
+
+    return _Live
 
 
 def _drop_after(folder: Path, step: int) -> None:
