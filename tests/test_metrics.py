@@ -166,6 +166,50 @@ def test_registry_scores_both_families(speech, room_rir):
         m.score(wet, ref, "vamm")
 
 
+def test_stoi_and_estoi_equal_pystoi(speech, room_rir):
+    """The one-pass STOI front end gives pystoi's values, to the bit (ESTOI with the same draws of
+    pystoi's EPS-sized noise), on reverberant, noisy, delayed and too-short inputs."""
+    from pystoi import stoi as pystoi
+
+    rng = np.random.default_rng(7)
+    wet = rms_normalize(fftconvolve(speech, room_rir)[: len(speech)])
+    cases = [
+        (speech, wet),
+        (speech, speech + 0.05 * rng.standard_normal(len(speech))),
+        (wet, np.roll(speech, 300)),
+        (speech, speech),
+    ]
+    for ref, deg in cases:
+        state = np.random.get_state()
+        want = (pystoi(ref, deg, FS), pystoi(ref, deg, FS, extended=True))
+        np.random.set_state(state)
+        assert m.stoi_and_estoi(ref, deg) == want
+        assert m.stoi(ref, deg) == want[0]
+    with pytest.warns(RuntimeWarning, match="Not enough STFT frames"):  # pystoi answers for short clips
+        assert m.stoi_and_estoi(speech[:3000], wet[:3000]) == (1e-5, 1e-5)
+
+
+def test_score_equals_each_metric_on_its_own(speech, room_rir):
+    """score() shares work between metrics; every value must still be the metric's own."""
+    wet = rms_normalize(fftconvolve(speech, room_rir)[: len(speech)])
+    rng = np.random.default_rng(3)
+    ref = m.Reference(target=wet, dry=speech, rt60=measure_rt60(room_rir), drr=rooms.measure_drr(room_rir))
+    for pred in (wet, 0.5 * wet + 0.01 * rng.standard_normal(len(wet)), np.roll(wet, 900), np.zeros(len(wet))):
+        got = m.score(pred, ref, "vam")
+        want = {n: x.fn(pred, ref) for n, x in m.METRICS.items() if x.family == "vam"}
+        assert list(got) == list(want)
+        np.testing.assert_equal(got, want)  # NaN == NaN (a silent output has no RT60)
+    dry = m.Reference(target=speech)
+    for pred in (wet, np.roll(speech, 400) + 0.02 * rng.standard_normal(len(speech))):
+        np.random.seed(11)
+        got = m.score(pred, dry, "dereverb")
+        np.random.seed(11)
+        want = {n: x.fn(pred, dry) for n, x in m.METRICS.items() if x.family == "dereverb"}
+        assert list(got) == list(want) and got == want
+    with pytest.raises(ValueError, match="needs Reference.dry"):
+        m.score(wet, m.Reference(target=wet), "vam")
+
+
 # -- blind RT60 estimator -------------------------------------------------------------------------
 
 

@@ -35,6 +35,10 @@ import numpy as np
 import torch
 from pesq import NoUtterancesError, pesq
 from pystoi import stoi as _pystoi
+from pystoi import utils as _stoi_utils
+from pystoi.stoi import BETA, DYN_RANGE, N_FRAME, NFFT, OBM
+from pystoi.stoi import FS as STOI_FS
+from pystoi.stoi import N as STOI_SEGMENT
 from scipy.signal import correlate
 
 from mvsd.acoustics import measure_drr, measure_rt60
@@ -81,13 +85,21 @@ def stft_distance(pred: np.ndarray, target: np.ndarray) -> float:
     ``eval_stft``/``stft_distance`` (MSE of real and imaginary parts) is not in that list, so not used.
     """
     p, t = _pair(pred, target)
-    return float(torch.mean((_magnitude(p) - _magnitude(t)) ** 2))
+    return _mag_mse(_magnitude(p), _magnitude(t))
 
 
 def log_stft_distance(pred: np.ndarray, target: np.ndarray) -> float:
     """AViTAR's ``log_mag_distance``: MSE between ``ln(|S| + 1e-5)`` spectrograms (lower is better)."""
     p, t = _pair(pred, target)
-    return float(torch.mean((torch.log(_magnitude(p) + LOG_EPS) - torch.log(_magnitude(t) + LOG_EPS)) ** 2))
+    return _log_mag_mse(_magnitude(p), _magnitude(t))
+
+
+def _mag_mse(mag_pred: torch.Tensor, mag_target: torch.Tensor) -> float:
+    return float(torch.mean((mag_pred - mag_target) ** 2))
+
+
+def _log_mag_mse(mag_pred: torch.Tensor, mag_target: torch.Tensor) -> float:
+    return float(torch.mean((torch.log(mag_pred + LOG_EPS) - torch.log(mag_target + LOG_EPS)) ** 2))
 
 
 # -- impulse response recovery (VAM) --------------------------------------------------------------
@@ -189,27 +201,34 @@ def deconvolve(wet: np.ndarray, dry: np.ndarray, reg: float = DECONV_REG, refine
     return h
 
 
-def rt60_deconv(wet: np.ndarray, dry: np.ndarray) -> float:
-    """RT60 in seconds of the response recovered from ``wet`` and ``dry``: :func:`deconvolve`, then
-    :func:`denoise_rir`, then Schroeder's T30 (:func:`mvsd.acoustics.measure_rt60`). NaN if either
-    signal is silent or no decay can be measured."""
+def recovered_rir(wet: np.ndarray, dry: np.ndarray) -> np.ndarray | None:
+    """The response the deconvolution metrics measure: :func:`deconvolve`, then :func:`denoise_rir`.
+    None if ``wet`` is silent."""
     if not np.any(wet):
+        return None
+    return denoise_rir(deconvolve(wet, dry))
+
+
+def _measured(measure: Callable[[np.ndarray], float], h: np.ndarray | None) -> float:
+    if h is None:
         return float("nan")
     try:
-        return measure_rt60(denoise_rir(deconvolve(wet, dry)))
+        return measure(h)
     except ValueError:
         return float("nan")
+
+
+def rt60_deconv(wet: np.ndarray, dry: np.ndarray) -> float:
+    """RT60 in seconds of the response recovered from ``wet`` and ``dry`` (:func:`recovered_rir`),
+    by Schroeder's T30 (:func:`mvsd.acoustics.measure_rt60`). NaN if either signal is silent or no
+    decay can be measured."""
+    return _measured(measure_rt60, recovered_rir(wet, dry))
 
 
 def drr_deconv(wet: np.ndarray, dry: np.ndarray) -> float:
     """Direct-to-reverberant ratio in dB of the recovered response (:func:`mvsd.acoustics.measure_drr`,
     direct sound found from the onset). NaN if either signal is silent."""
-    if not np.any(wet):
-        return float("nan")
-    try:
-        return measure_drr(denoise_rir(deconvolve(wet, dry)))
-    except ValueError:
-        return float("nan")
+    return _measured(measure_drr, recovered_rir(wet, dry))
 
 
 def rt60_error_deconv(output: np.ndarray, dry: np.ndarray, true_rt60: float) -> float:
@@ -245,15 +264,91 @@ def pesq_wb(ref: np.ndarray, deg: np.ndarray) -> float:
 
 
 def stoi(ref: np.ndarray, deg: np.ndarray) -> float:
-    """Short-time objective intelligibility (Taal et al. 2011), about 0-1, higher is better (pystoi)."""
-    r, d = _pair(ref, deg)
-    return float(_pystoi(r, d, SAMPLE_RATE, extended=False))
+    """Short-time objective intelligibility (Taal et al. 2011), about 0-1, higher is better."""
+    return _stoi(ref, deg, extended=False)[0]
 
 
 def estoi(ref: np.ndarray, deg: np.ndarray) -> float:
-    """Extended STOI (Jensen & Taal 2016), about 0-1, higher is better (pystoi, ``extended=True``)."""
+    """Extended STOI (Jensen & Taal 2016), about 0-1, higher is better."""
+    return _stoi(ref, deg, short=False)[1]
+
+
+def _frames(x: np.ndarray, size: int, hop: int) -> np.ndarray:
+    """pystoi's framing, ``[x[i:i + size] for i in range(0, len(x) - size, hop)]``, as one view."""
+    return np.lib.stride_tricks.sliding_window_view(x, size)[: max(len(x) - size, 0) : hop]
+
+
+def _row_col_normalize(x: np.ndarray) -> np.ndarray:
+    """pystoi's ``row_col_normalize`` (the same draws of its EPS-sized noise from numpy's global
+    generator, the same values), scaling by broadcasting instead of products with diagonal matrices."""
+    eps = _stoi_utils.EPS
+    x = x + eps * np.random.standard_normal(x.shape)
+    x -= np.mean(x, axis=-1, keepdims=True)
+    x = (1.0 / np.sqrt(_stoi_utils.vect_two_norm(x))) * x
+    x += eps * np.random.standard_normal(x.shape)
+    x -= np.mean(x, axis=1, keepdims=True)
+    return x * (1.0 / np.sqrt(_stoi_utils.vect_two_norm(x, axis=1)))
+
+
+def _pystoi_both(r: np.ndarray, d: np.ndarray, short: bool, extended: bool) -> tuple[float, float]:
+    return (
+        float(_pystoi(r, d, SAMPLE_RATE)) if short else float("nan"),
+        float(_pystoi(r, d, SAMPLE_RATE, extended=True)) if extended else float("nan"),
+    )
+
+
+def stoi_and_estoi(ref: np.ndarray, deg: np.ndarray) -> tuple[float, float]:
+    """``(STOI, ESTOI)`` of ``deg`` against ``ref``, equal to pystoi's ``stoi(..., extended=False)``
+    and ``stoi(..., extended=True)`` (tests/test_metrics.py compares them), in one pass."""
+    return _stoi(ref, deg)
+
+
+def _stoi(ref: np.ndarray, deg: np.ndarray, short: bool = True, extended: bool = True) -> tuple[float, float]:
+    """STOI and ESTOI (NaN for the one not asked for); ESTOI draws pystoi's EPS-sized noise from
+    numpy's global generator, as pystoi does.
+
+    pystoi resamples, drops silent frames and takes the STFT frame by frame in Python loops, twice
+    for the two measures; here they are done once, on strided views, and both measures follow
+    pystoi's own code from the third-octave spectra on. Too short for 30 frames after the silent
+    ones are dropped: pystoi itself answers (its warning and 1e-5)."""
     r, d = _pair(ref, deg)
-    return float(_pystoi(r, d, SAMPLE_RATE, extended=True))
+    x = _stoi_utils.resample_oct(r, STOI_FS, SAMPLE_RATE)
+    y = _stoi_utils.resample_oct(d, STOI_FS, SAMPLE_RATE)
+    n, hop = N_FRAME, N_FRAME // 2
+    w = np.hanning(n + 2)[1:-1]
+    xf, yf = w * _frames(x, n, hop), w * _frames(y, n, hop)
+    if len(xf) == 0:
+        return _pystoi_both(r, d, short, extended)
+    energy = 20 * np.log10(np.linalg.norm(xf, axis=1) + _stoi_utils.EPS)
+    keep = (np.max(energy) - DYN_RANGE - energy) < 0
+    x, y = _stoi_utils._overlap_and_add(xf[keep], hop), _stoi_utils._overlap_and_add(yf[keep], hop)
+    x_spec = np.fft.rfft(w * _frames(x, n, hop), n=NFFT).T
+    y_spec = np.fft.rfft(w * _frames(y, n, hop), n=NFFT).T
+    if x_spec.shape[-1] < STOI_SEGMENT:
+        return _pystoi_both(r, d, short, extended)
+    x_tob = np.sqrt(np.matmul(OBM, np.square(np.abs(x_spec))))
+    y_tob = np.sqrt(np.matmul(OBM, np.square(np.abs(y_spec))))
+    segments = lambda t: np.ascontiguousarray(  # noqa: E731  (J, bands, N), pystoi's layout
+        np.lib.stride_tricks.sliding_window_view(t, STOI_SEGMENT, axis=1).transpose(1, 0, 2)
+    )
+    x_seg, y_seg = segments(x_tob), segments(y_tob)
+    stoi_value = estoi_value = float("nan")
+    if short:  # as pystoi.stoi with extended=False
+        eps = _stoi_utils.EPS
+        y_norm = y_seg * (
+            np.linalg.norm(x_seg, axis=2, keepdims=True)
+            / (np.linalg.norm(y_seg, axis=2, keepdims=True) + eps)
+        )
+        y_prime = np.minimum(y_norm, x_seg * (1 + 10 ** (-BETA / 20)))
+        y_prime = y_prime - np.mean(y_prime, axis=2, keepdims=True)
+        x_c = x_seg - np.mean(x_seg, axis=2, keepdims=True)
+        y_prime /= np.linalg.norm(y_prime, axis=2, keepdims=True) + eps
+        x_c /= np.linalg.norm(x_c, axis=2, keepdims=True) + eps
+        stoi_value = float(np.sum(y_prime * x_c) / (x_c.shape[0] * x_c.shape[1]))
+    if extended:  # as pystoi.stoi with extended=True
+        x_n, y_n = _row_col_normalize(x_seg), _row_col_normalize(y_seg)
+        estoi_value = float(np.sum(x_n * y_n / STOI_SEGMENT) / x_n.shape[0])
+    return stoi_value, estoi_value
 
 
 def align_delay(ref: np.ndarray, est: np.ndarray, max_delay_s: float = MAX_DELAY_S) -> tuple[np.ndarray, int]:
@@ -345,7 +440,26 @@ FAMILIES = ("vam", "dereverb")
 
 
 def score(pred: np.ndarray, ref: Reference, family: str) -> dict[str, float]:
-    """Every metric of ``family`` ('vam' or 'dereverb') for one prediction, name -> value."""
+    """Every metric of ``family`` ('vam' or 'dereverb') for one prediction, name -> value: the same
+    values as each of :data:`METRICS`' functions (tests/test_metrics.py), with the work they share
+    done once (the spectrograms, the recovered response, the delay alignment, STOI's front end)."""
     if family not in FAMILIES:
         raise ValueError(f"family {family!r} is not one of {FAMILIES}")
-    return {name: m.fn(pred, ref) for name, m in METRICS.items() if m.family == family}
+    if family == "vam":
+        p, t = _pair(pred, ref.target)
+        mag_p, mag_t = _magnitude(p), _magnitude(t)
+        h = recovered_rir(pred, _need(ref.dry, "dry", "rt60_error"))
+        return {
+            "stft_distance": _mag_mse(mag_p, mag_t),
+            "log_stft_distance": _log_mag_mse(mag_p, mag_t),
+            "rt60_error": abs(_measured(measure_rt60, h) - float(_need(ref.rt60, "rt60", "rt60_error"))),
+            "drr_error": abs(_measured(measure_drr, h) - float(_need(ref.drr, "drr", "drr_error"))),
+        }
+    aligned = align_delay(ref.target, pred)[0]
+    stoi_value, estoi_value = stoi_and_estoi(ref.target, aligned)
+    return {
+        "pesq": pesq_wb(ref.target, pred),
+        "stoi": stoi_value,
+        "estoi": estoi_value,
+        "si_sdr": si_sdr(ref.target, aligned),
+    }
