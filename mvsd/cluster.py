@@ -150,6 +150,11 @@ def init_ray(object_store_mb: int = DEFAULT_OBJECT_STORE_MB) -> None:
         # A private instance: Ray turns token authentication on for it (kept: other users of this
         # machine cannot submit work to it) and warns on every start that it did; say nothing.
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+        # Ray Train's preemption watcher polls for draining nodes (spot instances of a cluster);
+        # this one machine cannot be drained, and the watcher's actor logs a core-worker error line
+        # ("has constructor arguments in the object store and max_restarts > 0") on every round.
+        # The processes of a private instance inherit this environment; a user's choice stands.
+        os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
         ray.init(
             address="local",
             num_cpus=os.cpu_count(),

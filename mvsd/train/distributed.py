@@ -35,6 +35,8 @@ from mvsd.train.losslog import loss_dir
 from mvsd.train.state import DIRECTIONS, TrainState
 
 log = logging.getLogger(__name__)
+# Ray Train's note, on every train.workers=0 round, that the function runs in this process
+_LOCAL_MODE_NOTE = cluster.DropHarmless("Running in local mode")
 ROUND_FILES = tuple(f"{d}.safetensors" for d in DIRECTIONS) + ("round.json",)
 
 
@@ -77,6 +79,7 @@ def fit_round(
             return out
         log.info("%s was made from other params or data: training round %d again", out, k)
     init_ray(params)
+    logging.getLogger("ray.train.v2.api.config").addFilter(_LOCAL_MODE_NOTE)  # added once
     storage = params.train.storage_path
     if "://" not in storage:
         storage = str(Path(storage).resolve())

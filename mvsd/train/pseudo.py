@@ -238,11 +238,16 @@ def _quiet_ray_data() -> Iterator[None]:
     note = logging.getLogger("ray.data._internal.progress")  # "Progress bars disabled. To enable, ..."
     drop = DropHarmless("Progress bars disabled")
     note.addFilter(drop)
+    # "Dataset dataset_0358... execution finished in 48.54 seconds": mvsd's bar and summary say it
+    done = logging.getLogger("ray.data._internal.execution.streaming_executor")
+    finished = DropHarmless("execution finished in")
+    done.addFilter(finished)
     try:
         yield
     finally:
         ctx.enable_progress_bars, ctx.print_on_execution_start = saved
         note.removeFilter(drop)
+        done.removeFilter(finished)
 
 
 def select(out: Path, params: Params) -> dict:
