@@ -143,7 +143,7 @@ def test_identical_outputs_are_scored_once(setup, monkeypatch):
 
     calls = []
     real_score = run.score
-    monkeypatch.setattr(run, "score", lambda *a: calls.append(a[2]) or real_score(*a))
+    monkeypatch.setattr(run, "score", lambda *a, **kw: calls.append(a[2]) or real_score(*a, **kw))
     same = {"a": setup / "round-0", "b": setup / "round-0"}  # the same weights: the same outputs
     result = evaluate(setup / "ds", "test_unseen", same, limit=2, baselines=False, sweep=[0])
     assert len(calls) == 2 * 2  # two samples x two families, not x two rounds

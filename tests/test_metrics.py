@@ -210,6 +210,43 @@ def test_score_equals_each_metric_on_its_own(speech, room_rir):
         m.score(wet, m.Reference(target=wet), "vam")
 
 
+def test_pesq_helper_gives_pesq_wb_values_and_its_warnings_and_errors(speech, room_rir):
+    """The helper process's PESQ equals pesq_wb's to the bit; what it cannot score (speechless,
+    silent, lengths too different) comes back as pesq_wb's own NaN + warning or error."""
+    from mvsd.eval.pesq_helper import PesqHelper
+
+    wet = rms_normalize(fftconvolve(speech, room_rir)[: len(speech)])
+    noisy = speech + 0.03 * np.random.default_rng(5).standard_normal(len(speech))
+    pairs = [(speech, wet), (speech, noisy), (wet, speech), (speech, speech)]
+    with PesqHelper() as helper:
+        assert helper._proc is not None and helper._alive, "the helper process started"
+        jobs = [helper.submit(r, d) for r, d in pairs]
+        silent = helper.submit(speech, np.zeros(len(speech)))
+        mismatch = helper.submit(speech, speech[: len(speech) // 2])
+        assert [helper.result(j) for j in jobs] == [m.pesq_wb(r, d) for r, d in pairs]
+        with pytest.warns(UserWarning, match="no utterances"):
+            assert np.isnan(helper.result(silent))
+        with pytest.raises(ValueError, match="lengths differ"):
+            helper.result(mismatch)
+        proc = helper._proc
+    assert proc.returncode == 0, "the helper ends when its input closes"
+
+
+def test_pesq_helper_that_dies_leaves_the_rest_to_this_process(speech, room_rir):
+    from mvsd.eval.pesq_helper import PesqHelper
+
+    wet = rms_normalize(fftconvolve(speech, room_rir)[: len(speech)])
+    pairs = [(speech, wet * g) for g in (1.0, 0.5, 0.25, 0.125)]
+    with PesqHelper() as helper:
+        first = helper.submit(*pairs[0])
+        assert helper.result(first) == m.pesq_wb(*pairs[0])
+        helper._proc.kill()
+        helper._proc.wait()
+        jobs = [helper.submit(r, d) for r, d in pairs[1:]]
+        assert [helper.result(j) for j in jobs] == [m.pesq_wb(r, d) for r, d in pairs[1:]]
+        assert not helper._alive
+
+
 # -- blind RT60 estimator -------------------------------------------------------------------------
 
 

@@ -439,10 +439,11 @@ METRICS: dict[str, Metric] = {
 FAMILIES = ("vam", "dereverb")
 
 
-def score(pred: np.ndarray, ref: Reference, family: str) -> dict[str, float]:
+def score(pred: np.ndarray, ref: Reference, family: str, with_pesq: bool = True) -> dict[str, float]:
     """Every metric of ``family`` ('vam' or 'dereverb') for one prediction, name -> value: the same
     values as each of :data:`METRICS`' functions (tests/test_metrics.py), with the work they share
-    done once (the spectrograms, the recovered response, the delay alignment, STOI's front end)."""
+    done once (the spectrograms, the recovered response, the delay alignment, STOI's front end).
+    ``with_pesq=False`` leaves PESQ out (the evaluation computes it beside, :mod:`mvsd.eval.pesq_helper`)."""
     if family not in FAMILIES:
         raise ValueError(f"family {family!r} is not one of {FAMILIES}")
     if family == "vam":
@@ -458,7 +459,7 @@ def score(pred: np.ndarray, ref: Reference, family: str) -> dict[str, float]:
     aligned = align_delay(ref.target, pred)[0]
     stoi_value, estoi_value = stoi_and_estoi(ref.target, aligned)
     return {
-        "pesq": pesq_wb(ref.target, pred),
+        **({"pesq": pesq_wb(ref.target, pred)} if with_pesq else {}),
         "stoi": stoi_value,
         "estoi": estoi_value,
         "si_sdr": si_sdr(ref.target, aligned),

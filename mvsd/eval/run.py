@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 
 from mvsd import acoustics as ac
 from mvsd.audio_io import SAMPLE_RATE
@@ -49,6 +50,7 @@ from mvsd.eval.baselines import (
     tune_wpe,
 )
 from mvsd.eval.metrics import METRICS, Reference, score
+from mvsd.eval.pesq_helper import PesqHelper
 from mvsd.eval.result import (
     BAND_NAMES,
     BLANK,
@@ -196,8 +198,7 @@ def evaluate(
         outputs.update(converter_outputs(Path(folder), tag, samples, sweep or steps, blank_image, timing, rooms))
     errors = {system: comparison.errors() for system, comparison in rooms.items()}
     # Identical outputs (e.g. the physical estimate, 0 steps, of rounds whose head did not
-    # change) are scored once. (Scoring in several processes was measured: no faster on 2
-    # cores, where numpy and torch already use both.)
+    # change) are scored once.
     twins = identical_outputs(outputs)
     jobs = [
         ((family, system), i, pred, _reference(s, family), family)
@@ -207,10 +208,23 @@ def evaluate(
         if pred is not None  # None: the sample lacks what this baseline needs
     ]
     scored = {}
-    with progress_bar("scoring", len(jobs)) as advance:
-        for key, i, pred, ref, family in jobs:
-            scored[key, i] = score(pred, ref, family)
-            advance(1)
+    # PESQ (half of the scoring's CPU time, single-threaded C) runs in a helper process while
+    # this one scores the rest, torch on one thread meanwhile (its second thread would only spin
+    # against the helper; BENCHMARKS.md, "Where evaluation's minutes go").
+    threads = torch.get_num_threads()
+    with PesqHelper() as pesq, progress_bar("scoring", len(jobs)) as advance:
+        pesq_jobs = {
+            (key, i): pesq.submit(ref.target, pred) for key, i, pred, ref, family in jobs if family == "dereverb"
+        }
+        torch.set_num_threads(1)
+        try:
+            for key, i, pred, ref, family in jobs:
+                scored[key, i] = score(pred, ref, family, with_pesq=False)
+                advance(1)
+        finally:
+            torch.set_num_threads(threads)
+        for k, job in pesq_jobs.items():
+            scored[k] = {"pesq": pesq.result(job), **scored[k]}
     for system, twin in twins.items():
         for i in range(len(samples)):
             if (twin, i) in scored:
