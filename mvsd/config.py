@@ -220,7 +220,7 @@ class TrainConfig:
     pseudo_fraction: float = 0.17  # share of each batch from accepted pseudo-pairs (rounds >= 1)
     checkpoint_every: int = 100
     max_nan_steps: int = 20  # non-finite losses in a row before training stops with an error
-    workers: int = 1  # Ray Train workers; 0 = in this process, no Ray
+    workers: int = 0  # Ray Train workers (DDP); 0 = in this process (Ray Train's local mode)
     threads_per_worker: int = 0  # torch threads per worker; 0 = cores / workers
     use_gpu: bool = False
     bf16: bool = True  # autocast on GPU
