@@ -33,11 +33,30 @@ def params(tmp_path, *extra):
 
 
 @pytest.mark.slow
-def test_full_tiny_mutual_round(dataset, tmp_path):
+def test_full_tiny_mutual_round(dataset, tmp_path, monkeypatch):
+    from contextlib import contextmanager
+
+    import mvsd.train.loop
+    import mvsd.train.room
     from mvsd.train.rounds import mutual, pseudo_dir
 
+    bars = []  # (description, total, steps advanced): what a terminal's bars would show
+
+    @contextmanager
+    def record(description, total):
+        bars.append([description, total, 0])
+        yield lambda n=1: bars[-1].__setitem__(2, bars[-1][2] + n)
+
+    for module in (mvsd.train.loop, mvsd.train.room):
+        monkeypatch.setattr(module, "progress_bar", record)
     p = params(tmp_path, "train.steps=2", "train.workers=0")
     last = mutual(dataset, p, rounds=1, run="t", checkpoints=tmp_path / "ck")
+    # in this process (train.workers=0): the room steps of round 0, then each round's steps
+    assert bars == [
+        ["room head: image -> room", 8, 8],
+        ["training both converters", 2, 2],
+        ["training both converters", 2, 2],
+    ]
     assert last == tmp_path / "ck" / "t" / "round-1"
     for k in (0, 1):
         for d in ("reverb", "dereverb"):

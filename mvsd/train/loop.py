@@ -29,6 +29,7 @@ from mvsd.config import Params, build, loader_config
 from mvsd.converter import CheckpointError, Converter
 from mvsd.data.loader import make_loader
 from mvsd.errors import MvsdError
+from mvsd.progress import progress_bar
 from mvsd.train.losslog import LossLog
 from mvsd.train.room import freeze_rooms, pretrain_rooms, rirs_known
 from mvsd.train.state import DIRECTIONS, TrainState, set_room_lr, unwrap
@@ -189,36 +190,39 @@ def train_loop_per_worker(config: dict) -> None:
     log = LossLog(config.get("loss_dir") if rank == 0 else None, resume_step=state.step)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=t.use_gpu and t.bf16)
     skipped_in_a_row, t0, start = 0, time.perf_counter(), state.step
-    while state.step < t.steps:
-        before = state.skipped_steps
-        batch = next(batches)
-        state.batches_used += 1
-        with autocast:
-            terms = train_step(state, batch, t, gen)
-        state.rng = gen.get_state()
-        skipped_in_a_row = skipped_in_a_row + 1 if state.skipped_steps > before else 0
-        if skipped_in_a_row >= t.max_nan_steps:
-            raise TrainingError(
-                f"loss was not finite for {skipped_in_a_row} steps in a row (step {state.step}); lower train.lr?"
-            )
-        if state.skipped_steps > before:
-            continue
-        metrics = {k: float(v) for k, v in terms.items()} | {"skipped_steps": float(state.skipped_steps)}
-        metrics["samples_per_s"] = (
-            (state.step - start) * t.batch_size * world / max(time.perf_counter() - t0, 1e-9)
-        )
-        log.write(state.step, metrics)
-        metrics["step"] = state.step
-        _maybe_die(state.step, config.get("fault_step"), resume_file, state)
-        if state.step % t.checkpoint_every == 0 or state.step == t.steps:
-            with tempfile.TemporaryDirectory() as tmp:
-                if rank == 0:
-                    _save(state, os.path.join(tmp, STATE_FILE))
-                    if resume_file:
-                        _save(state, resume_file)
-                ray.train.report(
-                    metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp) if rank == 0 else None
+    # a bar on a terminal (this process's: Ray Train's local mode, train.workers=0)
+    with progress_bar("training both converters", t.steps - state.step) as advance:
+        while state.step < t.steps:
+            before = state.skipped_steps
+            batch = next(batches)
+            state.batches_used += 1
+            with autocast:
+                terms = train_step(state, batch, t, gen)
+            state.rng = gen.get_state()
+            skipped_in_a_row = skipped_in_a_row + 1 if state.skipped_steps > before else 0
+            if skipped_in_a_row >= t.max_nan_steps:
+                raise TrainingError(
+                    f"loss was not finite for {skipped_in_a_row} steps in a row (step {state.step}); lower train.lr?"
                 )
+            if state.skipped_steps > before:
+                continue
+            metrics = {k: float(v) for k, v in terms.items()} | {"skipped_steps": float(state.skipped_steps)}
+            metrics["samples_per_s"] = (
+                (state.step - start) * t.batch_size * world / max(time.perf_counter() - t0, 1e-9)
+            )
+            log.write(state.step, metrics)
+            advance(1)
+            metrics["step"] = state.step
+            _maybe_die(state.step, config.get("fault_step"), resume_file, state)
+            if state.step % t.checkpoint_every == 0 or state.step == t.steps:
+                with tempfile.TemporaryDirectory() as tmp:
+                    if rank == 0:
+                        _save(state, os.path.join(tmp, STATE_FILE))
+                        if resume_file:
+                            _save(state, resume_file)
+                    ray.train.report(
+                        metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp) if rank == 0 else None
+                    )
     log.close()
     for conv in state.converters.values():
         conv.net = unwrap(conv.net)

@@ -24,6 +24,7 @@ from mvsd.config import Params
 from mvsd.data.loader import RIR_SAMPLES
 from mvsd.images import augment
 from mvsd.models.room import EDC_HOP, Room, RoomTargets, edc_loss, param_loss, rir_from_room, room_targets
+from mvsd.progress import progress_bar
 from mvsd.train.state import TrainState
 
 log = logging.getLogger(__name__)
@@ -133,29 +134,31 @@ def pretrain_rooms(state: TrainState, params: Params, dataset: str, log_csv: str
     )
     losses = []
     net.train()
-    for step in range(t.room_steps):
-        idx = torch.randint(0, n, (min(t.room_batch, n),), generator=gen)
-        img = images[idx].to(device).float() / 255
-        if t.augment:
-            img = augment(img, gen)
-        room = net.room(net.visual(img)[0])
-        loss = param_loss(room, targets.index(idx))
-        # band levels and the early part have no direct target: the decay-curve loss of a few
-        # synthesised RIRs teaches them (T60 and DRR detached: it would pull them off their targets)
-        k = min(EDC_SAMPLES, len(idx))
-        sub = room.index(torch.arange(k))
-        shape = Room(sub.t60.detach(), sub.drr_db.detach(), sub.band_db, sub.early_db)
-        truth = targets.index(idx[:k])
-        rir = rir_from_room(shape, ac.DIRECT_INDEX + truth.edc.shape[-1] * EDC_HOP, gen)
-        loss = loss + edc_loss(rir, truth)
-        for g in opt.param_groups:  # cosine decay: the last steps settle instead of jumping
-            g["lr"] = t.lr * 0.5 * (1 + math.cos(math.pi * step / t.room_steps))
-        opt.zero_grad(set_to_none=True)
-        if torch.isfinite(loss):
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), t.grad_clip)
-            opt.step()
-        losses.append(float(loss.detach()))
+    with progress_bar("room head: image -> room", t.room_steps) as advance:
+        for step in range(t.room_steps):
+            idx = torch.randint(0, n, (min(t.room_batch, n),), generator=gen)
+            img = images[idx].to(device).float() / 255
+            if t.augment:
+                img = augment(img, gen)
+            room = net.room(net.visual(img)[0])
+            loss = param_loss(room, targets.index(idx))
+            # band levels and the early part have no direct target: the decay-curve loss of a few
+            # synthesised RIRs teaches them (T60 and DRR detached: it would pull them off their targets)
+            k = min(EDC_SAMPLES, len(idx))
+            sub = room.index(torch.arange(k))
+            shape = Room(sub.t60.detach(), sub.drr_db.detach(), sub.band_db, sub.early_db)
+            truth = targets.index(idx[:k])
+            rir = rir_from_room(shape, ac.DIRECT_INDEX + truth.edc.shape[-1] * EDC_HOP, gen)
+            loss = loss + edc_loss(rir, truth)
+            for g in opt.param_groups:  # cosine decay: the last steps settle instead of jumping
+                g["lr"] = t.lr * 0.5 * (1 + math.cos(math.pi * step / t.room_steps))
+            opt.zero_grad(set_to_none=True)
+            if torch.isfinite(loss):
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), t.grad_clip)
+                opt.step()
+            losses.append(float(loss.detach()))
+            advance(1)
     d = state.converters["dereverb"]
     for part in ("visual", "room"):
         getattr(d.net, part).load_state_dict(getattr(net, part).state_dict())
