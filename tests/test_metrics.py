@@ -247,6 +247,20 @@ def test_pesq_helper_that_dies_leaves_the_rest_to_this_process(speech, room_rir)
         assert not helper._alive
 
 
+def test_pesq_helper_left_by_an_error_stops_at_once(speech):
+    """A caller that fails (Ctrl-C, SIGTERM, an error) while pairs are queued does not wait for
+    the helper to score them all."""
+    import signal
+
+    from mvsd.eval.pesq_helper import PesqHelper
+
+    with pytest.raises(KeyboardInterrupt), PesqHelper() as helper:
+        for _ in range(200):  # about 10 s of PESQ
+            helper.submit(speech, speech)
+        raise KeyboardInterrupt
+    assert helper._proc.returncode == -signal.SIGKILL  # stopped, not left to finish the queue (exit 0)
+
+
 # -- blind RT60 estimator -------------------------------------------------------------------------
 
 

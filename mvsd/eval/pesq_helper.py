@@ -7,12 +7,13 @@ would run twice inside it), so the helper is a plain subprocess running one smal
 :mod:`mvsd.eval._pesq_child`, which imports numpy and pesq only.
 
 ``submit`` queues a pair and returns at once (a writer thread feeds the pipe; the queue holds
-references to the caller's arrays, not copies); ``result`` waits for that pair's value. The values are those of
-:func:`mvsd.eval.metrics.pesq_wb`, bit for bit (the same C code on the same float64 samples;
-tests/test_metrics.py). Whatever the helper does not answer with a score — a silent or
-speechless input, an error, a helper that could not start or died — is computed by ``pesq_wb`` in
-this process when its result is asked for, with the same warning or exception as without the
-helper.
+references to the caller's arrays, not copies); ``result`` waits for that pair's value. The
+values are those of :func:`mvsd.eval.metrics.pesq_wb`, bit for bit (the same C code on the same
+float64 samples; tests/test_metrics.py). Whatever the helper does not answer with a score — a
+silent or speechless input, an error, a helper that could not start or died — is computed by
+``pesq_wb`` in this process when its result is asked for, with the same warning or exception as
+without the helper. A caller that fails while pairs are queued (Ctrl-C, SIGTERM) kills the helper
+instead of waiting for them.
 """
 
 from __future__ import annotations
@@ -115,9 +116,13 @@ class PesqHelper:
             self._alive = False
             self._done.notify_all()
 
-    def close(self) -> None:
+    def close(self, abandon: bool = False) -> None:
+        """End the helper: after the queued pairs (their results are there for :meth:`result`),
+        or at once with ``abandon`` (the caller is failing: nobody will ask for them)."""
         if self._proc is None:
             return
+        if abandon and self._proc.poll() is None:
+            self._proc.kill()  # the writer's next write fails and ends it
         if self._writer.is_alive():
             self._queue.put(None)  # the writer closes stdin: the helper ends
             self._writer.join()
@@ -130,5 +135,5 @@ class PesqHelper:
     def __enter__(self) -> PesqHelper:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *_) -> None:
+        self.close(abandon=exc_type is not None)  # e.g. Ctrl-C while scoring: no wait for the queue
