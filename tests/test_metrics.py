@@ -232,8 +232,12 @@ def test_pesq_helper_gives_pesq_wb_values_and_its_warnings_and_errors(speech, ro
     assert proc.returncode == 0, "the helper ends when its input closes"
 
 
-def test_pesq_helper_that_dies_leaves_the_rest_to_this_process(speech, room_rir):
+def test_pesq_helper_that_dies_leaves_the_rest_to_this_process(speech, room_rir, monkeypatch):
+    from mvsd.eval import pesq_helper
     from mvsd.eval.pesq_helper import PesqHelper
+
+    said = []
+    monkeypatch.setattr(pesq_helper.log, "warning", lambda msg, *a: said.append(msg % a))
 
     wet = rms_normalize(fftconvolve(speech, room_rir)[: len(speech)])
     pairs = [(speech, wet * g) for g in (1.0, 0.5, 0.25, 0.125)]
@@ -245,20 +249,25 @@ def test_pesq_helper_that_dies_leaves_the_rest_to_this_process(speech, room_rir)
         jobs = [helper.submit(r, d) for r, d in pairs[1:]]
         assert [helper.result(j) for j in jobs] == [m.pesq_wb(r, d) for r, d in pairs[1:]]
         assert not helper._alive
+    assert any("PESQ helper process stopped" in x for x in said)  # a death is reported
 
 
-def test_pesq_helper_left_by_an_error_stops_at_once(speech):
+def test_pesq_helper_left_by_an_error_stops_at_once(speech, monkeypatch):
     """A caller that fails (Ctrl-C, SIGTERM, an error) while pairs are queued does not wait for
-    the helper to score them all."""
+    the helper to score them all, and does not call its stop a death."""
     import signal
 
+    from mvsd.eval import pesq_helper
     from mvsd.eval.pesq_helper import PesqHelper
 
+    said = []
+    monkeypatch.setattr(pesq_helper.log, "warning", lambda msg, *a: said.append(msg % a))
     with pytest.raises(KeyboardInterrupt), PesqHelper() as helper:
         for _ in range(200):  # about 10 s of PESQ
             helper.submit(speech, speech)
         raise KeyboardInterrupt
     assert helper._proc.returncode == -signal.SIGKILL  # stopped, not left to finish the queue (exit 0)
+    assert said == []  # stopped on purpose: not reported as a death
 
 
 # -- blind RT60 estimator -------------------------------------------------------------------------

@@ -44,6 +44,7 @@ class PesqHelper:
         self._answers: dict[int, tuple[int, float]] = {}
         self._done = threading.Condition()
         self._alive = True
+        self._closing = False  # set by close(): the helper's end is expected from then on
         self._next = 0
         self._queue: queue.Queue = queue.Queue()
         try:
@@ -98,7 +99,7 @@ class PesqHelper:
         pipe = self._proc.stdout
         while len(data := pipe.read(RESULT.size)) == RESULT.size:
             self._answer(*RESULT.unpack(data))
-        if any(j not in self._answers for j in list(self._pairs)):  # answers still owed: it died
+        if not self._closing:  # it ended before its input did: it died
             self._stop(f"it exited with code {self._proc.wait()}")
         with self._done:
             self._alive = False
@@ -121,7 +122,10 @@ class PesqHelper:
         or at once with ``abandon`` (the caller is failing: nobody will ask for them)."""
         if self._proc is None:
             return
+        self._closing = True
         if abandon and self._proc.poll() is None:
+            with self._done:
+                self._alive = False  # stopped on purpose: no warning that it died
             self._proc.kill()  # the writer's next write fails and ends it
         if self._writer.is_alive():
             self._queue.put(None)  # the writer closes stdin: the helper ends
