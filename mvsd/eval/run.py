@@ -209,14 +209,14 @@ def evaluate(
     ]
     scored = {}
     # PESQ (half of the scoring's CPU time, single-threaded C) runs in a helper process while
-    # this one scores the rest, torch on one thread meanwhile (its second thread would only spin
-    # against the helper; BENCHMARKS.md, "Where evaluation's minutes go").
+    # this one scores the rest, torch leaving the helper a core (on 2 cores its second thread
+    # only spun against the helper; BENCHMARKS.md, "Where evaluation's minutes go").
     threads = torch.get_num_threads()
     with PesqHelper() as pesq, progress_bar("scoring", len(jobs)) as advance:
         pesq_jobs = {
             (key, i): pesq.submit(ref.target, pred) for key, i, pred, ref, family in jobs if family == "dereverb"
         }
-        torch.set_num_threads(1)
+        torch.set_num_threads(max(1, threads - 1))
         try:
             for key, i, pred, ref, family in jobs:
                 scored[key, i] = score(pred, ref, family, with_pesq=False)
