@@ -32,6 +32,7 @@ import pyroomacoustics as pra
 import scipy.fft
 import torch
 
+from mvsd import rng
 from mvsd.audio_io import SAMPLE_RATE
 
 BANDS = (125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0)  # octave-band centres, Hz
@@ -199,7 +200,7 @@ def band_noise(
 ) -> torch.Tensor:
     """``(batch, n_bands, length)`` white Gaussian noise split into octave bands (unit variance
     before splitting: the bands of one draw sum to white noise)."""
-    noise = torch.randn(batch, length, generator=generator, device=device)
+    noise = rng.randn(batch, length, generator=generator, device=device)
     return band_split(noise, fs)
 
 

@@ -171,7 +171,7 @@ class Converter:
         gain = torch.where(rms > 0, target / rms.clamp(min=1e-12), torch.ones_like(rms))
         x = x.to(self.device) * gain.to(self.device)
         net = self.inference_net.eval()
-        gen = torch.Generator(device=self.device).manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)  # on the CPU (mvsd.rng): a seed gives the same noise on any device
         embedding, tokens = net.encode_image(images)
         estimate = net.first_estimate(x, net.room(embedding), gen)
         after_estimate = gen.get_state()

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
+from mvsd import rng
 from mvsd.errors import BadInput
 
 
@@ -43,10 +44,10 @@ def augment(images: torch.Tensor, generator: torch.Generator | None = None) -> t
     dev = images.device
 
     def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
-        return lo + (hi - lo) * torch.rand(b, *shape, generator=generator, device=dev)
+        return lo + (hi - lo) * rng.rand(b, *shape, generator=generator, device=dev)
 
     scale, ox, oy = u(0.8, 1.0), u(0.0, 1.0), u(0.0, 1.0)
-    flip = torch.where(torch.rand(b, generator=generator, device=dev) < 0.5, -1.0, 1.0)
+    flip = torch.where(rng.rand(b, generator=generator, device=dev) < 0.5, -1.0, 1.0)
     theta = torch.zeros(b, 2, 3, device=dev)
     theta[:, 0, 0] = scale * flip
     theta[:, 1, 1] = scale

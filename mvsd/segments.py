@@ -49,14 +49,14 @@ def crossfade_join(
     seg = segs.shape[1]
     n_per = len(starts) // b
     total = max(t, seg)
-    out = torch.zeros(b, total)
-    weight = torch.zeros(b, total)
+    out = torch.zeros(b, total, device=segs.device, dtype=segs.dtype)  # where the segments are (a GPU)
+    weight = torch.zeros_like(out)
     for i in range(segs.shape[0]):
         k = i % n_per
         s = starts[i]
         # The real overlap with a neighbour can exceed `overlap` for the end-aligned last segment;
         # normalising by the summed weights below keeps the join exact either way.
-        w = _fade_window(seg, overlap, k == 0, k == n_per - 1)
+        w = _fade_window(seg, overlap, k == 0, k == n_per - 1).to(out)
         out[owners[i], s : s + seg] += w * segs[i]
         weight[owners[i], s : s + seg] += w
     return (out / weight)[:, :t]

@@ -49,6 +49,18 @@ def test_segments_join_back_exactly(length):
     torch.testing.assert_close(crossfade_join(segs, owners, starts, x.shape, seg - hop), x)
 
 
+def test_joined_output_lives_where_the_segments_are():
+    """A converter on a GPU joins its segments there (it once built the output on the CPU and
+    failed with "Expected all tensors to be on the same device"); the meta device stands in."""
+    x = torch.randn(2, 10_000)
+    segs, owners, starts = split_segments(x, 4096, 3584)
+    y = crossfade_join(segs.to("meta"), owners, starts, x.shape, 512)
+    assert y.device.type == "meta" and y.shape == x.shape
+    y64 = crossfade_join(segs.double(), owners, starts, x.shape, 512)
+    assert y64.dtype == torch.float64
+    torch.testing.assert_close(y64, x.double())
+
+
 def test_crossfade_weights_blend_neighbours():
     seg, hop = 100, 80
     x = torch.zeros(1, 180)

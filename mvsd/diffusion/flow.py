@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import torch
 
+from mvsd import rng
+
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -29,7 +31,7 @@ class SourceFlow:
     def sample_times(
         self, batch: int, device: torch.device, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        return torch.rand(batch, device=device, generator=generator)
+        return rng.rand(batch, device=device, generator=generator)
 
     def start(self, source: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return source + self.sigma * noise
@@ -62,7 +64,7 @@ class SourceFlow:
             raise ValueError(
                 f"unknown sampler {sampler!r} for {self.name}; valid: {', '.join(self.samplers)}"
             )
-        noise = torch.randn(source.shape, generator=generator, device=source.device, dtype=source.dtype)
+        noise = rng.randn(*source.shape, generator=generator, device=source.device, dtype=source.dtype)
         x = self.start(source, noise)
         intervals = steps if sampler == "euler" else max(1, (steps + 1) // 2)
         times = torch.linspace(0.0, 1.0, intervals + 1, device=source.device)

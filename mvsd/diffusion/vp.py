@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 import torch
 
+from mvsd import rng
+
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -35,7 +37,7 @@ class VPDiffusion:
     def sample_times(
         self, batch: int, device: torch.device, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        return self.t_min + (1 - self.t_min) * torch.rand(batch, device=device, generator=generator)
+        return self.t_min + (1 - self.t_min) * rng.rand(batch, device=device, generator=generator)
 
     def _coef(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ab = self.alpha_bar(t)[:, None, None, None]
@@ -69,7 +71,7 @@ class VPDiffusion:
                 f"unknown sampler {sampler!r} for {self.name}; valid: {', '.join(self.samplers)}"
             )
         eta = 1.0 if sampler == "ddpm" else 0.0
-        x = torch.randn(source.shape, generator=generator, device=source.device, dtype=source.dtype)
+        x = rng.randn(*source.shape, generator=generator, device=source.device, dtype=source.dtype)
         times = torch.linspace(1.0, 0.0, steps + 1, device=source.device)
         for t, s in zip(times[:-1], times[1:]):
             tb = t.expand(source.shape[0])
@@ -79,5 +81,5 @@ class VPDiffusion:
             var = eta**2 * (1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)  # Song et al. Eq. 16
             x = ab_s.sqrt() * x0 + (1 - ab_s - var).clamp(min=0).sqrt() * eps
             if eta > 0 and s > 0:
-                x = x + var.sqrt() * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                x = x + var.sqrt() * rng.randn(*x.shape, generator=generator, device=x.device, dtype=x.dtype)
         return x

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mvsd import rng
 from mvsd.audio import Spectrogram, StftConfig
 from mvsd.config import ModelConfig, SizeConfig
 from mvsd.models.room import Room, RoomHead, dereverb_estimate, reverb_estimate
@@ -147,11 +148,9 @@ class MVSDNet(nn.Module):
         b = given.shape[0]
         t = process.sample_times(b, given.device, generator)
         if start_fraction > 0 and process.name == "flow":
-            at_start = torch.rand(b, device=given.device, generator=generator) < start_fraction
+            at_start = rng.rand(b, device=given.device, generator=generator) < start_fraction
             t = torch.where(at_start, torch.zeros_like(t), t)
-        noise = torch.randn(
-            target_spec.shape, generator=generator, device=given.device, dtype=target_spec.dtype
-        )
+        noise = rng.randn(*target_spec.shape, generator=generator, device=given.device, dtype=target_spec.dtype)
         x_t, want = process.training_pair(target_spec, source, t, noise)
         output = self.unet(x_t, source, t, embedding, tokens, given_spec)
         return {
