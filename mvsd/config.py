@@ -234,6 +234,10 @@ class PseudoConfig:
     steps: int = 1  # sampling steps of each conversion
     keep_fraction: float = 0.5  # of each kind, the best-scoring (lowest cycle distance) are kept ...
     max_distance: float | None = None  # ... and only those under this cycle STFT distance
+    # score: the best of all candidates (their cycles favour dry rooms); rooms: the best within each
+    # of accept_bins bands of the reverberation R's head reads from the picture (the room mix kept)
+    accept: str = "score"
+    accept_bins: int = 4
     chunk: int = 32  # candidates per output shard (one actor task)
     workers: int = 1  # Ray Data actors, each holding both converters
     threads: int = 2  # torch threads (and Ray CPUs) per actor
@@ -607,6 +611,10 @@ def validate(params: Params) -> Params:
         )
     if not 0 < ps.keep_fraction <= 1:
         raise ConfigError(f"pseudo.keep_fraction must be in (0, 1]; got {ps.keep_fraction}")
+    if ps.accept not in ("score", "rooms") or ps.accept_bins < 1:
+        raise ConfigError(
+            f"pseudo.accept must be score or rooms and pseudo.accept_bins >= 1; got {ps.accept!r}, {ps.accept_bins}"
+        )
     if params.audio.sample_rate != 16_000:
         raise ConfigError("audio.sample_rate: only 16000 is supported")
     return params

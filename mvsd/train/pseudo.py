@@ -10,8 +10,11 @@ lower is better). Candidates are made chunk by chunk — one output shard per ch
 actor pool where each actor holds both converters and converts a chunk as one batch. Each chunk
 is written atomically with its part file (the dataset builder's resume mechanism), so an
 interrupted job rerun makes exactly the missing chunks: no duplicate or lost pseudo-pairs. Then
-the best ``pseudo.keep_fraction`` (and those under ``pseudo.max_distance``) are kept: the
-manifest lists the accepted pairs, ``candidates.parquet`` all of them with their scores.
+the best ``pseudo.keep_fraction`` (and those under ``pseudo.max_distance``) are kept — of each
+kind (``pseudo.accept: score``), or within each of ``pseudo.accept_bins`` bands of the reverberation
+R reads from the picture (``rooms``: cycles of dry rooms are easy, so the plain ranking keeps mostly
+dry rooms; ``benchmarks/pseudo_calibration.py``). The manifest lists the accepted pairs,
+``candidates.parquet`` all of them with their scores.
 """
 
 from __future__ import annotations
@@ -135,14 +138,24 @@ class ChunkMaker:
         made = self.conv[fwd].convert(x, images, steps=steps, seed=seed)
         again = self.conv[back].convert(made, images, steps=steps, seed=seed)
         scores = [stft_distance(a, b) for a, b in zip(again, x)]
+        # the reverberation R reads from each picture (broadband: mean of the bands), for
+        # pseudo.accept: rooms
+        heard = self.conv["reverb"].describe_room(images, len(images)).t60.mean(1).tolist()
         metas = [json.loads(members[it.key]["json"]) for it in task.items]
         return [
-            self._sample(it, a, m, img, float(sc), meta)
-            for it, a, m, img, sc, meta in zip(task.items, audio, made, images, scores, metas)
+            self._sample(it, a, m, img, float(sc), meta, t60)
+            for it, a, m, img, sc, meta, t60 in zip(task.items, audio, made, images, scores, metas, heard)
         ]
 
     def _sample(
-        self, it: Item, source: np.ndarray, made: np.ndarray, image: np.ndarray, score: float, meta: dict
+        self,
+        it: Item,
+        source: np.ndarray,
+        made: np.ndarray,
+        image: np.ndarray,
+        score: float,
+        meta: dict,
+        heard_t60: float,
     ) -> Sample:
         clean, reverb = (
             (source, made[: len(source)]) if it.kind == "clean_only" else (made[: len(source)], source)
@@ -163,6 +176,7 @@ class ChunkMaker:
             meta={
                 "generated": "reverb.flac" if it.kind == "clean_only" else "clean.flac",
                 "image_from": it.image_key or it.key,
+                "heard_t60_s": round(float(heard_t60), 4),
             },
         )
 
@@ -202,7 +216,15 @@ def make_pseudo_pairs(
     tasks = plan_tasks(plan(dataset, params, images), p.chunk)
     fingerprint = hashlib.sha256(
         json.dumps(
-            [dataset, round_dir, k, stage_params(params, "pseudo"), code_version("pseudo"), images, round_fingerprint(round_dir)],
+            [
+                dataset,
+                round_dir,
+                k,
+                stage_params(params, "pseudo"),
+                code_version("pseudo"),
+                images,
+                round_fingerprint(round_dir),
+            ],
             sort_keys=True,
         ).encode()
     ).hexdigest()
@@ -214,7 +236,9 @@ def make_pseudo_pairs(
         # check for free CPUs, which the actor pool holds by then). mvsd's bar instead of Ray
         # Data's: in a log, Ray's progress is seven lines every ten seconds.
         with _quiet_ray_data(), progress_bar(f"pseudo-pairs of round {k}", len(todo)) as advance:
-            ds = ray.data.from_items([{"task": _task_to_json(t)} for t in todo], override_num_blocks=len(todo))
+            ds = ray.data.from_items(
+                [{"task": _task_to_json(t)} for t in todo], override_num_blocks=len(todo)
+            )
             chunks = ds.map_batches(
                 ChunkMaker,
                 fn_constructor_args=(dataset, round_dir, str(out), to_dict(params), k),
@@ -250,17 +274,45 @@ def _quiet_ray_data() -> Iterator[None]:
         done.removeFilter(finished)
 
 
+def _heard_t60(out: Path, rows: list[dict]) -> dict[str, float]:
+    """key -> the broadband T60 R read from the candidate's picture (its metadata)."""
+    keys = {r["key"] for r in rows}
+    heard = {}
+    for shard in sorted({r["shard"] for r in rows}):
+        for key, members in iter_shard(out / shard):
+            if key in keys:
+                meta = json.loads(members["json"])
+                if "heard_t60_s" not in meta:
+                    raise BadInput(
+                        str(out / shard),
+                        f"{key}: no heard_t60_s (made before pseudo.accept: rooms existed); make the pseudo-pairs again",
+                    )
+                heard[key] = float(meta["heard_t60_s"])
+    return heard
+
+
+def _bands(group: list[dict], heard: dict[str, float], bins: int) -> list[list[dict]]:
+    """``group`` split into ``bins`` bands of equal count by heard T60 (one band: as it is)."""
+    if bins <= 1:
+        return [list(group)]
+    ordered = sorted(group, key=lambda r: (heard[r["key"]], r["key"]))
+    return [list(b) for b in np.array_split(np.array(ordered, dtype=object), bins) if len(b)]
+
+
 def select(out: Path, params: Params) -> dict:
     """Keep the best candidates; the manifest lists them, candidates.parquet lists all."""
     p = params.pseudo
     table = read_manifest(out)
     write_table(table, out / "candidates.parquet", params.shards.row_group_size, params.shards.compression)
     rows = table.to_pylist()
+    heard = _heard_t60(out, rows) if p.accept == "rooms" else {}
     accepted = []
     for kind in sorted({r["kind"] for r in rows}):
-        group = sorted((r for r in rows if r["kind"] == kind), key=lambda r: (r["score"], r["key"]))
-        n = int(np.ceil(len(group) * p.keep_fraction))
-        accepted += [r for r in group[:n] if p.max_distance is None or r["score"] <= p.max_distance]
+        group = [r for r in rows if r["kind"] == kind]
+        for band in _bands(group, heard, p.accept_bins if p.accept == "rooms" else 1):
+            band.sort(key=lambda r: (r["score"], r["key"]))
+            n = int(np.ceil(len(band) * p.keep_fraction))
+            accepted += [r for r in band[:n] if p.max_distance is None or r["score"] <= p.max_distance]
     accepted.sort(key=lambda r: r["key"])
     write_table(
         to_table(accepted, MANIFEST_SCHEMA),
