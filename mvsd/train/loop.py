@@ -68,11 +68,12 @@ def mixed_batches(params: Params, datasets: dict, seed: int) -> Iterator[dict]:
     """Paired batches, with ``train.pseudo_fraction`` of each batch from pseudo-pair datasets."""
     t = params.train
     pseudo = datasets.get("pseudo") or []
-    n_pseudo = max(1, round(t.batch_size * t.pseudo_fraction)) if pseudo else 0
+    # at least one of each batch when asked for at all; 0 = paired only, pseudo-pairs or not
+    n_pseudo = max(1, round(t.batch_size * t.pseudo_fraction)) if pseudo and t.pseudo_fraction > 0 else 0
     paired = _batches(datasets["paired"], params, ["paired"], t.batch_size - n_pseudo, seed, t.steps)
     streams = [
         _batches(p, params, ["pseudo_reverb", "pseudo_clean"], n_pseudo, seed + 1 + i, t.steps)
-        for i, p in enumerate(pseudo)
+        for i, p in enumerate(pseudo if n_pseudo else [])
     ]
     i = 0
     for b in paired:
