@@ -1,0 +1,205 @@
+"""How much does unpaired data buy? Mutual learning against paired-only training, by paired fraction.
+
+    .venv/bin/python benchmarks/data_efficiency.py [--fractions 0.1,0.25,0.66] [--seeds 0] [--rounds 1] \
+        [--split test_unseen] [--root build/data-efficiency] [--set KEY=VALUE ...]
+
+For each paired fraction f of SimRooms' training pool (1,600 samples by default: f of them paired,
+the rest split evenly into dry-only and room-only pools; the same rooms, and the same val and
+test samples, whatever f — see ``mvsd.sim.synth.plan_samples``) and each seed:
+
+1. ``mvsd synth`` with ``simrooms.pool_ratios`` set to (f, (1-f)/2, (1-f)/2);
+2. round 0 on the paired samples (``mvsd train --round 0``), shared by both regimes;
+3. mutual learning: ROUNDS x (``mvsd pseudo`` from the unpaired pools -> ``mvsd train``);
+4. paired only: the same rounds with the same steps and seed, from the same round 0, with
+   ``train.pseudo_fraction=0`` (every batch from the paired samples);
+5. ``mvsd eval --no-baselines`` of round 0 and both regimes' last rounds on the same samples.
+
+Writes ``results.md`` (mean ± 95 % CI per regime, and the paired difference mutual - paired only),
+``results.json`` and ``curve.png`` (STFT distance and PESQ against the paired fraction, one line per
+regime) to ``--root``. Every step is an ordinary CLI call; finished steps are skipped when rerun
+(a killed experiment resumes). ``--set`` overrides go to every call but ``mvsd eval``, which takes
+its settings from the checkpoints (tests run it at tiny size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+METRICS = {"vam": ("stft_distance", "rt60_error", "drr_error"), "dereverb": ("pesq", "estoi", "si_sdr")}
+LOWER_IS_BETTER = {"stft_distance", "rt60_error", "drr_error"}
+
+
+def mvsd(*args: str, sets: list[str]) -> None:
+    cli = Path(sys.executable).with_name("mvsd")
+    cmd = [str(cli)] if cli.exists() else [sys.executable, "-c", "from mvsd.cli import app; app()"]
+    cmd += [*args, *[a for s in sets for a in ("--set", s)]]
+    print("$", " ".join(cmd[1:] if cli.exists() else cmd[3:]), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def ratios(f: float) -> list[str]:
+    rest = round((1 - f) / 2, 6)
+    return [
+        f"simrooms.pool_ratios.paired={f}",
+        f"simrooms.pool_ratios.clean_only={rest}",
+        f"simrooms.pool_ratios.reverb_only={rest}",
+    ]
+
+
+def run_fraction(
+    root: Path, f: float, seed: int, rounds: int, split: str, limit: int, sets: list[str]
+) -> Path:
+    """Everything for one (fraction, seed); returns the evaluation's per-sample table."""
+    pct = f"p{round(f * 100):02d}"
+    data = str(root / f"simrooms-{pct}")
+    run = f"{pct}-s{seed}"
+    mutual_ck, paired_ck = root / "ck-mutual", root / "ck-paired"
+    common = [*sets, f"train.seed={seed}"]
+    done = lambda ck, k: (ck / run / f"round-{k}" / "reverb.safetensors").exists()  # noqa: E731
+    if not (Path(data) / "manifest.parquet").exists():
+        mvsd("synth", "--out", data, sets=[*sets, *ratios(f)])
+    at = ["--dataset", data, "--run", run, "--round"]  # + the round, then where its checkpoints go
+    if not done(mutual_ck, 0):
+        mvsd("train", *at, "0", "--checkpoints", str(mutual_ck), sets=common)
+    if not (paired_ck / run / "round-0").exists():
+        shutil.copytree(mutual_ck / run / "round-0", paired_ck / run / "round-0")
+    for k in range(1, rounds + 1):
+        if not done(mutual_ck, k):
+            mvsd("pseudo", *at, str(k - 1), "--checkpoints", str(mutual_ck), sets=common)
+            mvsd("train", *at, str(k), "--checkpoints", str(mutual_ck), sets=common)
+        if not done(paired_ck, k):  # the planner finds the run's pseudo-pair sets; fraction 0 leaves them out
+            paired_only = [*common, "train.pseudo_fraction=0"]
+            mvsd("train", *at, str(k), "--checkpoints", str(paired_ck), sets=paired_only)
+    name = f"{run}-{split}"
+    samples = root / "eval" / f"{name}-samples.parquet"
+    if not samples.exists():
+        folders = [
+            mutual_ck / run / "round-0",
+            mutual_ck / run / f"round-{rounds}",
+            paired_ck / run / f"round-{rounds}",
+        ]
+        args = ["--dataset", data, "--split", split, "--limit", str(limit), "--no-baselines"]
+        args += [a for d in folders for a in ("--round", str(d))] + [
+            "--name",
+            name,
+            "--out",
+            str(root / "eval"),
+        ]
+        mvsd("eval", *args, sets=[])  # eval takes its settings from the checkpoints: no --set
+    return samples
+
+
+def systems(samples: Path, rounds: int) -> dict[str, str]:
+    """regime -> the evaluation's system name (``mvsd eval`` labels rounds by folder)."""
+    names = sorted({r for r in pq.read_table(samples, columns=["system"]).column("system").to_pylist()})
+    pick = lambda *parts: next(n for n in names if all(p in n for p in parts))  # noqa: E731
+    return {
+        "round 0 (paired)": pick("round-0"),
+        "paired only": pick("ck-paired", f"round-{rounds}"),
+        "mutual learning": pick("ck-mutual", f"round-{rounds}"),
+    }
+
+
+def ci95(x: np.ndarray) -> float:
+    return float(1.96 * x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+
+
+def summarise(samples: Path, rounds: int) -> dict:
+    rows = pq.read_table(samples).to_pylist()
+    regimes = systems(samples, rounds)
+    out: dict = {"means": {}, "diff": {}}
+    for family, metrics in METRICS.items():
+        by = {
+            regime: {r["key"]: r for r in rows if r["family"] == family and r["system"] == name}
+            for regime, name in regimes.items()
+        }
+        keys = sorted(set.intersection(*(set(v) for v in by.values())))
+        for m in metrics:
+            vals = {rg: np.array([by[rg][k][m] for k in keys], float) for rg in by}
+            ok = np.logical_and.reduce([np.isfinite(v) for v in vals.values()])
+            for rg, v in vals.items():
+                out["means"].setdefault(rg, {})[m] = (float(v[ok].mean()), ci95(v[ok]), int(ok.sum()))
+            d = vals["mutual learning"][ok] - vals["paired only"][ok]
+            out["diff"][m] = (float(d.mean()), ci95(d), int(ok.sum()))
+    return out
+
+
+def report(root: Path, results: dict[str, dict], split: str) -> None:
+    lines = [f"# Mutual learning vs paired only, by paired fraction ({split})", ""]
+    lines.append(
+        "| paired fraction | seed | regime | " + " | ".join(m for ms in METRICS.values() for m in ms) + " |"
+    )
+    lines.append("|---|---|---|" + "---:|" * sum(map(len, METRICS.values())))
+    for tag, res in results.items():
+        f, seed = tag.split("/")
+        for regime, means in res["means"].items():
+            cells = [f"{means[m][0]:.4g} ± {means[m][1]:.2g}" for ms in METRICS.values() for m in ms]
+            lines.append(f"| {f} | {seed} | {regime} | " + " | ".join(cells) + " |")
+        cells = []
+        for m in (m for ms in METRICS.values() for m in ms):
+            mean, ci, _ = res["diff"][m]
+            better = (mean < 0) if m in LOWER_IS_BETTER else (mean > 0)
+            mark = "**" if abs(mean) > ci and better else ""
+            cells.append(f"{mark}{mean:+.3g} ± {ci:.2g}{mark}")
+        lines.append(f"| {f} | {seed} | mutual - paired only | " + " | ".join(cells) + " |")
+    lines += ["", "Bold: mutual learning better beyond the paired 95 % interval."]
+    (root / "results.md").write_text("\n".join(lines) + "\n")
+    (root / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print("\n".join(lines))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, m in zip(axes, ("stft_distance", "pesq")):
+        for regime in ("paired only", "mutual learning"):
+            pts = sorted(
+                (float(tag.split("/")[0]), *res["means"][regime][m][:2]) for tag, res in results.items()
+            )
+            xs, ys, es = (np.array(v) for v in zip(*pts))
+            ax.errorbar(xs * 100, ys, yerr=es, marker="o", capsize=3, label=regime)
+        ax.set_xlabel("paired share of the training pool (%)")
+        ax.set_ylabel(m + (" ↓" if m in LOWER_IS_BETTER else " ↑"))
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(root / "curve.png", dpi=110)
+    print(f"\n{root / 'results.md'}, {root / 'curve.png'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fractions", default="0.1,0.25,0.66")
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--split", default="test_unseen")
+    ap.add_argument("--limit", type=int, default=0, help="samples scored (0 = the whole split)")
+    ap.add_argument("--root", default="build/data-efficiency")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="a param override for every call")
+    args = ap.parse_args()
+    fractions = [float(x) for x in args.fractions.split(",")]
+    if not all(0 < f < 1 for f in fractions):
+        sys.exit(f"--fractions: each must be in (0, 1); got {args.fractions}")
+    root = Path(args.root)
+    root.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for f in fractions:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            t0 = time.perf_counter()
+            samples = run_fraction(root, f, seed, args.rounds, args.split, args.limit, args.sets)
+            results[f"{f}/{seed}"] = summarise(samples, args.rounds)
+            print(f"fraction {f}, seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
+    report(root, results, args.split)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""benchmarks/data_efficiency.py: the pools of each paired fraction, the regimes' summary maths,
+and (slow) the whole experiment at tiny size with a rerun that redoes nothing."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import ROOT, TINY_SIMROOMS, TINY_TRAIN
+
+from mvsd.config import load_params
+from mvsd.sim.synth import plan_samples, plan_views, split_counts
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import data_efficiency as de  # noqa: E402
+
+
+@pytest.mark.parametrize("f", [0.1, 0.25, 0.66])
+def test_each_fraction_keeps_the_pool_size_and_the_test_samples(f):
+    base = load_params(None, [])
+    p = load_params(None, de.ratios(f))
+    counts = split_counts(p)
+    train = sum(n for (split, _), n in counts.items() if split == "train")
+    assert train == base.simrooms.train_samples
+    assert abs(counts[("train", "paired")] / train - f) < 0.01
+    assert abs(counts[("train", "clean_only")] - counts[("train", "reverb_only")]) <= 1
+    # the same val and test samples (keys, rooms, views) whatever the fraction
+    views = plan_views(base)
+    for split in ("val", "test_unseen"):
+        a = plan_samples(base, views)[(split, "paired")]
+        b = plan_samples(p, plan_views(p))[(split, "paired")]
+        assert [(s.index, s.key, s.view_id) for s in a] == [(s.index, s.key, s.view_id) for s in b]
+
+
+def test_summary_means_and_paired_differences(tmp_path):
+    rng = np.random.default_rng(0)
+    keys = [f"k{i}" for i in range(50)]
+    base = rng.uniform(0.1, 0.3, 50)
+    systems = {"ck-mutual/r/round-0": 0.0, "ck-paired/r/round-1": 0.01, "ck-mutual/r/round-1": -0.02}
+    rows = []
+    for name, shift in systems.items():
+        for k, b in zip(keys, base):
+            rows.append(
+                {
+                    "key": k,
+                    "family": "vam",
+                    "system": name,
+                    "stft_distance": b + shift,
+                    "rt60_error": 1.0,
+                    "drr_error": 2.0,
+                }
+            )
+            rows.append(
+                {
+                    "key": k,
+                    "family": "dereverb",
+                    "system": name,
+                    "pesq": 1.5 - shift,
+                    "estoi": 0.5,
+                    "si_sdr": float("nan") if k == "k0" else -5.0,
+                }
+            )
+    columns = [
+        "key",
+        "family",
+        "system",
+        "stft_distance",
+        "rt60_error",
+        "drr_error",
+        "pesq",
+        "estoi",
+        "si_sdr",
+    ]
+    rows = [{c: r.get(c) for c in columns} for r in rows]  # as mvsd eval writes them: every column
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "s.parquet")
+    out = de.summarise(tmp_path / "s.parquet", rounds=1)
+    mean, ci, n = out["means"]["paired only"]["stft_distance"]
+    assert mean == pytest.approx(base.mean() + 0.01) and n == 50 and ci > 0
+    d, ci, n = out["diff"]["stft_distance"]
+    assert d == pytest.approx(-0.03) and ci == pytest.approx(0, abs=1e-12)  # the same shift on every sample
+    assert out["diff"]["pesq"][0] == pytest.approx(0.03)
+    assert out["diff"]["si_sdr"][2] == 49  # a NaN drops that sample from every regime
+
+
+@pytest.mark.slow
+def test_the_experiment_at_tiny_size_and_its_rerun(tmp_path):
+    sets = [a for s in [*TINY_SIMROOMS, *TINY_TRAIN, "train.steps=2"] for a in ("--set", s)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "data_efficiency.py"),
+        "--fractions",
+        "0.5",
+        "--root",
+        str(tmp_path),
+        *sets,
+    ]
+    first = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert first.returncode == 0, first.stderr[-3000:]
+    table = (tmp_path / "results.md").read_text()
+    for regime in ("round 0 (paired)", "paired only", "mutual learning", "mutual - paired only"):
+        assert f"| 0.5 | 0 | {regime} |" in table
+    assert (tmp_path / "curve.png").stat().st_size > 10_000
+    # the paired-only round trained without the pseudo-pairs, the mutual one with them
+    assert (tmp_path / "ck-paired" / "p50-s0" / "round-1" / "reverb.safetensors").exists()
+    assert (tmp_path / "simrooms-p50-pseudo" / "p50-s0" / "round-0" / "manifest.parquet").exists()
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert again.returncode == 0 and "$ " not in again.stdout  # everything done: no step reruns
+    assert (tmp_path / "results.md").read_text() == table
