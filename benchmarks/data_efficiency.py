@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from mvsd.eval.result import paired_difference
+
 METRICS = {"vam": ("stft_distance", "rt60_error", "drr_error"), "dereverb": ("pesq", "estoi", "si_sdr")}
 LOWER_IS_BETTER = {"stft_distance", "rt60_error", "drr_error"}
 
@@ -116,20 +118,21 @@ def ci95(x: np.ndarray) -> float:
 def summarise(samples: Path, rounds: int) -> dict:
     rows = pq.read_table(samples).to_pylist()
     regimes = systems(samples, rounds)
+    of = {regime: [r for r in rows if r["system"] == name] for regime, name in regimes.items()}
     out: dict = {"means": {}, "diff": {}}
     for family, metrics in METRICS.items():
-        by = {
-            regime: {r["key"]: r for r in rows if r["family"] == family and r["system"] == name}
-            for regime, name in regimes.items()
-        }
+        by = {rg: {r["key"]: r for r in rs if r["family"] == family} for rg, rs in of.items()}
         keys = sorted(set.intersection(*(set(v) for v in by.values())))
         for m in metrics:
             vals = {rg: np.array([by[rg][k][m] for k in keys], float) for rg in by}
             ok = np.logical_and.reduce([np.isfinite(v) for v in vals.values()])
             for rg, v in vals.items():
                 out["means"].setdefault(rg, {})[m] = (float(v[ok].mean()), ci95(v[ok]), int(ok.sum()))
-            d = vals["mutual learning"][ok] - vals["paired only"][ok]
-            out["diff"][m] = (float(d.mean()), ci95(d), int(ok.sum()))
+            out["diff"][m] = paired_difference(
+                [r for r in of["paired only"] if r["family"] == family],
+                [r for r in of["mutual learning"] if r["family"] == family],
+                m,
+            )
     return out
 
 
