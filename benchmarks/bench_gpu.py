@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_converter import clip  # the same test clip and picture as the CPU tables
 
 from mvsd.config import load_params
 from mvsd.converter import Converter
@@ -81,15 +82,6 @@ def precision(device: str, bf16: bool):
 
 def snr_db(ref: np.ndarray, x: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(ref**2) / max(np.sum((ref - x) ** 2), 1e-30)))
-
-
-def clip(seconds: float) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    t = np.arange(int(seconds * SR)) / SR
-    x = 0.1 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(
-        t.size
-    )
-    return x.astype(np.float32), rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
 
 
 # -- 1. same results -----------------------------------------------------------------------------
