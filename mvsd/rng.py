@@ -1,10 +1,10 @@
 """Random draws from a seeded generator, on whatever device the model is on.
 
 Training keeps one seeded CPU generator whose state is checkpointed and restored with the weights
-(a resumed round continues the same stream); inference seeds a generator on the converter's own
-device. ``rand``/``randn`` draw on the generator's device and move the result to ``device``, so a
-model on a GPU trains on the very random stream it would get on the CPU, and on the CPU (or with
-a generator already on the device) nothing moves.
+(a resumed round continues the same stream); inference seeds a CPU generator too
+(``Converter.convert_steps``). ``rand``/``randn`` draw on the generator's device and move the result
+to ``device``, so a model on a GPU gets the very random stream it would get on the CPU, and on the
+CPU nothing moves.
 """
 
 from __future__ import annotations
