@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from mvsd.errors import BadInput, printable
+from mvsd.errors import BadInput, printable, raise_if_terminated
 
 SAMPLE_RATE = 16_000
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -111,7 +111,9 @@ def load_audio(path: str | Path, data: bytes | None = None) -> np.ndarray:
         else:
             x, sr = sf.read(str(path), dtype="float32", always_2d=False)
     except Exception as e:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
+        raise_if_terminated()  # a SIGTERM inside soundfile's callbacks can surface as a read error
         raise BadInput(str(path), f"unreadable audio ({type(e).__name__}: {e})") from None
+    raise_if_terminated()  # ... or be dropped (mvsd.errors.on_sigterm)
     return prepare_audio(x, sr, str(path))
 
 
@@ -155,10 +157,14 @@ def encode_flac(x: np.ndarray, sr: int = SAMPLE_RATE) -> bytes:
     """16-bit FLAC bytes of a float signal in [-1, 1] (clipped). Deterministic for equal input."""
     buf = io.BytesIO()
     sf.write(buf, np.clip(x, -1.0, 1.0), sr, format="FLAC", subtype="PCM_16")
+    raise_if_terminated()  # a SIGTERM inside soundfile's callbacks is dropped there
     return buf.getvalue()
 
 
 def decode_flac(data: bytes) -> np.ndarray:
     """Inverse of :func:`encode_flac`: float32 samples."""
-    x, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
+    try:
+        x, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
+    finally:
+        raise_if_terminated()  # a SIGTERM inside soundfile's callbacks is dropped or becomes a read error
     return x

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from mvsd.config import Params, load_params
-from mvsd.errors import MvsdError, Terminated
+from mvsd.errors import MvsdError, Terminated, on_sigterm, reset_terminated
 
 app = typer.Typer(
     help="MVSD: visual acoustic matching and dereverberation. Every knob lives in params.yaml; "
@@ -68,18 +68,15 @@ EXIT_FAILED = 2  # nothing done, or not all of it: bad arguments, params or inpu
 EXIT_TERMINATED = 143  # 128 + SIGTERM, the shell's convention
 
 
-def _terminate(signum, frame):
-    raise Terminated()
-
-
 def _friendly_errors(fn):
     """Expected failures (bad input, bad params, missing files, a full disk) print one clear line
     and exit 2; SIGTERM stops the command's workers, removes its temporary files and exits 143."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        reset_terminated()
         try:
-            previous = signal.signal(signal.SIGTERM, _terminate)
+            previous = signal.signal(signal.SIGTERM, on_sigterm)
         except ValueError:  # not the main thread: leave signals alone
             previous = None
         try:

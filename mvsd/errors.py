@@ -49,3 +49,31 @@ class ClusterError(MvsdError):
 class Terminated(BaseException):
     """The process got SIGTERM. A BaseException, like KeyboardInterrupt, so that no ``except
     Exception`` (a builder quarantining one bad input) takes it for an input's failure."""
+
+
+_terminated = False  # set by on_sigterm; a raise that Python drops is raised again from here
+
+
+def on_sigterm(signum=None, frame=None):
+    """The CLI's SIGTERM handler: remember it, then raise :class:`Terminated`.
+
+    Python prints and drops an exception raised inside a C callback (soundfile reads a FLAC held
+    in memory through cffi callbacks), so a SIGTERM landing there would be lost and the command
+    would run to its end; the places that make such calls check :func:`raise_if_terminated` after
+    them, and so does every training step.
+    """
+    global _terminated
+    _terminated = True
+    raise Terminated()
+
+
+def raise_if_terminated() -> None:
+    """Raise :class:`Terminated` if SIGTERM arrived (see :func:`on_sigterm`)."""
+    if _terminated:
+        raise Terminated()
+
+
+def reset_terminated() -> None:
+    """Forget an earlier SIGTERM (a new command in the same process, e.g. under a test runner)."""
+    global _terminated
+    _terminated = False

@@ -100,3 +100,35 @@ def test_sigterm_stops_training_with_one_line_and_exit_143(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err[-3000:]
     assert "terminated (SIGTERM)" in err and "Traceback" not in err and "SIGTERM received" not in err
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the dropped raise
+def test_sigterm_inside_a_soundfile_callback_is_not_lost(monkeypatch):
+    """Python drops an exception raised inside a C callback ("Exception ignored from cffi
+    callback"): a SIGTERM that lands while soundfile reads a FLAC from memory must still stop the
+    command (it once let a training run on to its end and exit 0)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from mvsd import audio_io
+    from mvsd.errors import Terminated, on_sigterm, reset_terminated
+
+    data = audio_io.encode_flac(np.zeros(1600, np.float32))
+
+    class SigtermOnRead(audio_io.io.BytesIO):  # the signal arrives inside soundfile's vio_read
+        def readinto(self, buf):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return super().readinto(buf)
+
+    monkeypatch.setattr(audio_io, "io", SimpleNamespace(**{**vars(audio_io.io), "BytesIO": SigtermOnRead}))
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    reset_terminated()
+    try:
+        for read in (audio_io.decode_flac, lambda d: audio_io.load_audio("x.flac", d)):
+            reset_terminated()
+            with pytest.raises(Terminated):
+                read(data)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        reset_terminated()

@@ -28,7 +28,7 @@ import torch
 from mvsd.config import Params, build, loader_config
 from mvsd.converter import CheckpointError, Converter
 from mvsd.data.loader import make_loader
-from mvsd.errors import MvsdError
+from mvsd.errors import MvsdError, raise_if_terminated
 from mvsd.progress import progress_bar
 from mvsd.train.losslog import LossLog
 from mvsd.train.room import freeze_rooms, pretrain_rooms, rirs_known
@@ -194,6 +194,7 @@ def train_loop_per_worker(config: dict) -> None:
     # a bar on a terminal (this process's: Ray Train's local mode, train.workers=0)
     with progress_bar("training both converters", t.steps - state.step) as advance:
         while state.step < t.steps:
+            raise_if_terminated()  # a SIGTERM that Python dropped in a C callback (mvsd.errors)
             before = state.skipped_steps
             batch = next(batches)
             state.batches_used += 1
