@@ -14,9 +14,10 @@ test samples, whatever f — see ``mvsd.sim.synth.plan_samples``) and each seed:
    ``train.pseudo_fraction=0`` (every batch from the paired samples);
 5. ``mvsd eval --no-baselines`` of round 0 and both regimes' last rounds on the same samples.
 
-Writes ``results.md`` (mean ± 95 % CI per regime, and the paired difference mutual - paired only),
-``results.json`` and ``curve.png`` (STFT distance and PESQ against the paired fraction, one line per
-regime) to ``--root``. Every step is an ordinary CLI call; finished steps are skipped when rerun
+Writes ``results.md`` (mean ± 95 % CI per regime, and the paired difference mutual - paired only;
+the last round, then every round), ``results.json``, ``curve.png`` (STFT distance and PESQ against
+the paired fraction, one line per regime) and ``rounds.png`` (the same against the round) to
+``--root``. Every step is an ordinary CLI call; finished steps are skipped when rerun
 (a killed experiment resumes). ``--set`` overrides go to every call but ``mvsd eval``, which takes
 its settings from the checkpoints (tests run it at tiny size).
 """
@@ -84,11 +85,9 @@ def run_fraction(
     name = f"{run}-{split}"
     samples = root / "eval" / f"{name}-samples.parquet"
     if not samples.exists():
-        folders = [
-            mutual_ck / run / "round-0",
-            mutual_ck / run / f"round-{rounds}",
-            paired_ck / run / f"round-{rounds}",
-        ]
+        # every round of both regimes, so that the table can show where the rounds saturate
+        folders = [mutual_ck / run / "round-0"]
+        folders += [ck / run / f"round-{k}" for k in range(1, rounds + 1) for ck in (mutual_ck, paired_ck)]
         args = ["--dataset", data, "--split", split, "--limit", str(limit), "--no-baselines"]
         args += [a for d in folders for a in ("--round", str(d))] + [
             "--name",
@@ -100,14 +99,14 @@ def run_fraction(
     return samples
 
 
-def systems(samples: Path, rounds: int) -> dict[str, str]:
-    """regime -> the evaluation's system name (``mvsd eval`` labels rounds by folder)."""
+def systems(samples: Path, k: int) -> dict[str, str]:
+    """regime -> the evaluation's system name of round ``k`` (``mvsd eval`` labels rounds by folder)."""
     names = sorted({r for r in pq.read_table(samples, columns=["system"]).column("system").to_pylist()})
     pick = lambda *parts: next(n for n in names if all(p in n for p in parts))  # noqa: E731
     return {
         "round 0 (paired)": pick("round-0"),
-        "paired only": pick("ck-paired", f"round-{rounds}"),
-        "mutual learning": pick("ck-mutual", f"round-{rounds}"),
+        "paired only": pick("ck-paired", f"round-{k}"),
+        "mutual learning": pick("ck-mutual", f"round-{k}"),
     }
 
 
@@ -115,9 +114,8 @@ def ci95(x: np.ndarray) -> float:
     return float(1.96 * x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
 
 
-def summarise(samples: Path, rounds: int) -> dict:
-    rows = pq.read_table(samples).to_pylist()
-    regimes = systems(samples, rounds)
+def compare(rows: list[dict], regimes: dict[str, str]) -> dict:
+    """Mean ± 95 % CI of each regime on the samples all of them scored, and mutual - paired only."""
     of = {regime: [r for r in rows if r["system"] == name] for regime, name in regimes.items()}
     out: dict = {"means": {}, "diff": {}}
     for family, metrics in METRICS.items():
@@ -136,25 +134,46 @@ def summarise(samples: Path, rounds: int) -> dict:
     return out
 
 
+def summarise(samples: Path, rounds: int) -> dict:
+    """The last round's comparison (``means``, ``diff``), and every round's under ``by_round``."""
+    rows = pq.read_table(samples).to_pylist()
+    by_round = {str(k): compare(rows, systems(samples, k)) for k in range(1, rounds + 1)}
+    return {**by_round[str(rounds)], "by_round": by_round}
+
+
+def _cells(means: dict) -> str:
+    return " | ".join(f"{means[m][0]:.4g} ± {means[m][1]:.2g}" for ms in METRICS.values() for m in ms)
+
+
+def _diff_cells(diff: dict) -> str:
+    cells = []
+    for m in (m for ms in METRICS.values() for m in ms):
+        mean, ci, _ = diff[m]
+        better = (mean < 0) if m in LOWER_IS_BETTER else (mean > 0)
+        mark = "**" if abs(mean) > ci and better else ""
+        cells.append(f"{mark}{mean:+.3g} ± {ci:.2g}{mark}")
+    return " | ".join(cells)
+
+
 def report(root: Path, results: dict[str, dict], split: str) -> None:
+    header = " | ".join(m for ms in METRICS.values() for m in ms)
+    rule = "---:|" * sum(map(len, METRICS.values()))
     lines = [f"# Mutual learning vs paired only, by paired fraction ({split})", ""]
-    lines.append(
-        "| paired fraction | seed | regime | " + " | ".join(m for ms in METRICS.values() for m in ms) + " |"
-    )
-    lines.append("|---|---|---|" + "---:|" * sum(map(len, METRICS.values())))
+    lines += [f"| paired fraction | seed | regime | {header} |", f"|---|---|---|{rule}"]
     for tag, res in results.items():
         f, seed = tag.split("/")
         for regime, means in res["means"].items():
-            cells = [f"{means[m][0]:.4g} ± {means[m][1]:.2g}" for ms in METRICS.values() for m in ms]
-            lines.append(f"| {f} | {seed} | {regime} | " + " | ".join(cells) + " |")
-        cells = []
-        for m in (m for ms in METRICS.values() for m in ms):
-            mean, ci, _ = res["diff"][m]
-            better = (mean < 0) if m in LOWER_IS_BETTER else (mean > 0)
-            mark = "**" if abs(mean) > ci and better else ""
-            cells.append(f"{mark}{mean:+.3g} ± {ci:.2g}{mark}")
-        lines.append(f"| {f} | {seed} | mutual - paired only | " + " | ".join(cells) + " |")
-    lines += ["", "Bold: mutual learning better beyond the paired 95 % interval."]
+            lines.append(f"| {f} | {seed} | {regime} | {_cells(means)} |")
+        lines.append(f"| {f} | {seed} | mutual - paired only | {_diff_cells(res['diff'])} |")
+    lines += ["", "Bold: mutual learning better beyond the paired 95 % interval.", ""]
+    lines += ["## By round", "", f"| paired fraction | seed | round | regime | {header} |", f"|---|---|---:|---|{rule}"]
+    for tag, res in results.items():
+        f, seed = tag.split("/")
+        lines.append(f"| {f} | {seed} | 0 | round 0 (paired) | {_cells(res['means']['round 0 (paired)'])} |")
+        for k, rk in res["by_round"].items():
+            for regime in ("paired only", "mutual learning"):
+                lines.append(f"| {f} | {seed} | {k} | {regime} | {_cells(rk['means'][regime])} |")
+            lines.append(f"| {f} | {seed} | {k} | mutual - paired only | {_diff_cells(rk['diff'])} |")
     (root / "results.md").write_text("\n".join(lines) + "\n")
     (root / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print("\n".join(lines))
@@ -176,7 +195,24 @@ def report(root: Path, results: dict[str, dict], split: str) -> None:
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(root / "curve.png", dpi=110)
-    print(f"\n{root / 'results.md'}, {root / 'curve.png'}")
+
+    # where the rounds saturate: each metric against the round, one colour per fraction
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, m in zip(axes, ("stft_distance", "pesq")):
+        for i, (tag, res) in enumerate(results.items()):
+            r0 = res["means"]["round 0 (paired)"][m][0]
+            for regime, style in (("paired only", "--"), ("mutual learning", "-")):
+                ks = [0, *map(int, res["by_round"])]
+                ys = [r0, *(rk["means"][regime][m][0] for rk in res["by_round"].values())]
+                label = f"{round(float(tag.split('/')[0]) * 100)} % paired, {regime}"
+                ax.plot(ks, ys, style, marker="o", color=f"C{i}", label=label)
+        ax.set_xlabel("round")
+        ax.set_xticks(range(0, max(len(r["by_round"]) for r in results.values()) + 1))
+        ax.set_ylabel(m + (" ↓" if m in LOWER_IS_BETTER else " ↑"))
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(root / "rounds.png", dpi=110)
+    print(f"\n{root / 'results.md'}, {root / 'curve.png'}, {root / 'rounds.png'}")
 
 
 def main() -> None:

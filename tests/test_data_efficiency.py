@@ -38,7 +38,13 @@ def test_summary_means_and_paired_differences(tmp_path):
     rng = np.random.default_rng(0)
     keys = [f"k{i}" for i in range(50)]
     base = rng.uniform(0.1, 0.3, 50)
-    systems = {"ck-mutual/r/round-0": 0.0, "ck-paired/r/round-1": 0.01, "ck-mutual/r/round-1": -0.02}
+    systems = {
+        "ck-mutual/r/round-0": 0.0,
+        "ck-paired/r/round-1": 0.01,
+        "ck-mutual/r/round-1": -0.02,
+        "ck-paired/r/round-2": 0.02,
+        "ck-mutual/r/round-2": -0.04,
+    }
     rows = []
     for name, shift in systems.items():
         for k, b in zip(keys, base):
@@ -75,13 +81,23 @@ def test_summary_means_and_paired_differences(tmp_path):
     ]
     rows = [{c: r.get(c) for c in columns} for r in rows]  # as mvsd eval writes them: every column
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "s.parquet")
-    out = de.summarise(tmp_path / "s.parquet", rounds=1)
-    mean, ci, n = out["means"]["paired only"]["stft_distance"]
-    assert mean == pytest.approx(base.mean() + 0.01) and n == 50 and ci > 0
+    out = de.summarise(tmp_path / "s.parquet", rounds=2)
+    mean, ci, n = out["means"]["paired only"]["stft_distance"]  # the last round
+    assert mean == pytest.approx(base.mean() + 0.02) and n == 50 and ci > 0
     d, ci, n = out["diff"]["stft_distance"]
-    assert d == pytest.approx(-0.03) and ci == pytest.approx(0, abs=1e-12)  # the same shift on every sample
-    assert out["diff"]["pesq"][0] == pytest.approx(0.03)
+    assert d == pytest.approx(-0.06) and ci == pytest.approx(0, abs=1e-12)  # the same shift on every sample
+    assert out["diff"]["pesq"][0] == pytest.approx(0.06)
     assert out["diff"]["si_sdr"][2] == 49  # a NaN drops that sample from every regime
+    # every round, each against round 0 on the same samples
+    assert list(out["by_round"]) == ["1", "2"]
+    assert out["by_round"]["1"]["diff"]["stft_distance"][0] == pytest.approx(-0.03)
+    r0 = out["by_round"]["1"]["means"]["round 0 (paired)"]["stft_distance"][0]
+    assert r0 == pytest.approx(base.mean())
+    de.report(tmp_path, {"0.1/0": out}, "val")
+    table = (tmp_path / "results.md").read_text()
+    assert "| 0.1 | 0 | 1 | mutual - paired only | **-0.03 ± " in table  # better: bold
+    assert "| 0.1 | 0 | 2 | paired only |" in table
+    assert (tmp_path / "rounds.png").stat().st_size > 10_000
 
 
 @pytest.mark.slow
