@@ -34,14 +34,14 @@ def mutual_learning(
     done = [tasks.train_round(dataset, run, 0, checkpoints, p, out=str(round_dir(checkpoints, run, 0)))]
     for k in range(1, rounds + 1):
         tasks.pseudo_pairs(dataset, done[-1], str(pseudo_dir(dataset, run, k - 1)), k - 1, p)
-        pseudo, init = round_inputs(dataset, run, k, checkpoints)
+        pseudo, init = round_inputs(dataset, run, k, checkpoints, sets=p["train"]["pseudo_sets"])
         done.append(
             tasks.train_round(
                 dataset, run, k, checkpoints, p, pseudo=pseudo, init_from=str(init),
                 out=str(round_dir(checkpoints, run, k)),
             )
         )  # fmt: skip
-    result: dict = {"rounds": done, "pseudo": round_inputs(dataset, run, rounds, checkpoints)[0]}
+    result: dict = {"rounds": done, "pseudo": round_inputs(dataset, run, rounds, checkpoints, sets=p["train"]["pseudo_sets"])[0]}
     if evaluate:
         ev = tasks.evaluate(
             dataset, split, done, "metrics", f"{run}-{split}", report, limit=limit, params_dict=p

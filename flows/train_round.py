@@ -24,13 +24,14 @@ def train_round(
 ) -> str:
     """Train round ROUND of RUN on DATASET; returns the round folder."""
     check_dataset(dataset)
-    pseudo, init = round_inputs(dataset, run, round, checkpoints)
+    p = params(params_file, overrides)
+    pseudo, init = round_inputs(dataset, run, round, checkpoints, sets=p.train.pseudo_sets)
     return tasks.train_round(
         dataset,
         run,
         round,
         checkpoints,
-        plain(params(params_file, overrides)),
+        plain(p),
         pseudo=pseudo,
         init_from=str(init) if init else None,
         out=str(round_dir(checkpoints, run, round)),

@@ -343,7 +343,7 @@ def train(
 
     p = _params(params, set_)
     check_dataset(dataset)
-    pseudo, init = round_inputs(dataset, run, round_, checkpoints)
+    pseudo, init = round_inputs(dataset, run, round_, checkpoints, sets=p.train.pseudo_sets)
     out = fit_round(p, {"paired": str(dataset), "pseudo": pseudo}, checkpoints, run, round_, init_from=init)
     typer.echo(f"round {round_} of {run}: {out}")
     latest = checkpoints / "latest"

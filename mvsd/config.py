@@ -149,6 +149,7 @@ class LoaderParams:
     num_workers: int = 1
 
 
+PSEUDO_SETS = ("all", "latest")  # train.pseudo_sets
 TAIL_LEVELS = ("flat", "learned")  # flat: 0 dB band levels and early gain; learned: from the room head
 
 
@@ -218,6 +219,9 @@ class TrainConfig:
     augment: bool = True  # colour, crop and flip augmentation of training images
     start_fraction: float = 0.5  # flow: share of each batch trained at t = 0 (what 1-step sampling uses)
     pseudo_fraction: float = 0.17  # share of each batch from accepted pseudo-pairs (rounds >= 1)
+    # round k's own pseudo-pair sets: all (rounds 0..k-1) | latest (round k-1's only: the same pools
+    # converted and scored again by the better converters, the older sets left out)
+    pseudo_sets: str = "all"
     checkpoint_every: int = 100
     max_nan_steps: int = 20  # non-finite losses in a row before training stops with an error
     workers: int = 0  # Ray Train workers (DDP); 0 = in this process (Ray Train's local mode)
@@ -594,6 +598,8 @@ def validate(params: Params) -> Params:
     t, ps = params.train, params.pseudo
     if not 0 <= t.start_fraction <= 1:
         raise ConfigError(f"train.start_fraction must be in [0, 1]; got {t.start_fraction}")
+    if t.pseudo_sets not in PSEUDO_SETS:
+        raise ConfigError(f"train.pseudo_sets must be one of {', '.join(PSEUDO_SETS)}; got {t.pseudo_sets!r}")
     if not 0 <= t.pseudo_fraction < 1:
         raise ConfigError(f"train.pseudo_fraction must be in [0, 1); got {t.pseudo_fraction}")
     if t.pseudo_fraction > 0 and t.batch_size < 2:

@@ -262,7 +262,8 @@ def process_inbox(
                 ds, prev, str(batch_dir / f"pseudo-{kind}"), k, params_dict, image_dataset=dataset
             )
         batches = sorted(str(p.parent) for p in data.glob("*/pseudo-*/manifest.parquet"))
-        pseudo, init = round_inputs(dataset, run, k + 1, checkpoints, more_pseudo=batches, check=False)
+        sets = params_dict["train"]["pseudo_sets"]  # the run's own sets; every inbox batch is kept
+        pseudo, init = round_inputs(dataset, run, k + 1, checkpoints, more_pseudo=batches, check=False, sets=sets)
         summary["round"] = do.train_round(
             dataset, run, k + 1, checkpoints, params_dict, pseudo=pseudo, init_from=str(init),
             out=str(round_dir(checkpoints, run, k + 1)),

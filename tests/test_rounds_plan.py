@@ -4,6 +4,7 @@ the CLI, the flows and dvc.yaml."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,29 @@ def test_round_k_takes_every_earlier_set_and_starts_from_round_k_minus_1(tmp_pat
     pseudo, init = round_inputs(ds, "r", 3, ck)
     assert pseudo == [str(pseudo_dir(ds, "r", j)) for j in range(3)]
     assert init == ck / "r" / "round-2"
+
+
+def test_latest_takes_only_the_set_of_round_k_minus_1(tmp_path):
+    ds, ck = tmp_path / "ds", tmp_path / "ck"
+    for j in range(3):
+        make_set(pseudo_dir(ds, "r", j))
+    assert round_inputs(ds, "r", 3, ck, sets="latest") == ([str(pseudo_dir(ds, "r", 2))], ck / "r" / "round-2")
+    assert round_inputs(ds, "r", 1, ck, sets="latest")[0] == [str(pseudo_dir(ds, "r", 0))]
+    assert round_inputs(ds, "r", 0, ck, sets="latest") == ([], None)
+    # an older set that is gone does not matter to latest, and the inbox's batches are all kept
+    shutil.rmtree(pseudo_dir(ds, "r", 0))
+    batches = [str(tmp_path / "inbox" / "b1" / "pseudo-clean")]
+    pseudo, _ = round_inputs(ds, "r", 3, ck, more_pseudo=batches, sets="latest")
+    assert pseudo == [str(pseudo_dir(ds, "r", 2)), *batches]
+
+
+def test_pseudo_sets_is_validated():
+    from mvsd.config import load_params
+    from mvsd.errors import ConfigError
+
+    assert load_params(None, ["train.pseudo_sets=latest"]).train.pseudo_sets == "latest"
+    with pytest.raises(ConfigError, match="train.pseudo_sets must be one of all, latest; got 'newest'"):
+        load_params(None, ["train.pseudo_sets=newest"])
 
 
 def test_a_missing_set_says_which_pseudo_command_makes_it(tmp_path):

@@ -45,6 +45,7 @@ def round_inputs(
     checkpoints: str | Path,
     more_pseudo: Sequence[str] = (),
     check: bool = True,
+    sets: str = "all",
 ) -> tuple[list[str], Path | None]:
     """The round planner: what round ``k`` of ``run`` trains from besides the paired data — the
     run's pseudo-pair sets of rounds < k (made with ``mvsd pseudo``), then ``more_pseudo`` (the
@@ -53,8 +54,10 @@ def round_inputs(
     Every caller plans with it: ``mvsd train``, :func:`mutual`, the train-round, mutual-learning
     and inbox flows; ``tests/test_rounds_plan.py`` holds ``dvc.yaml`` to it. ``check``: a missing
     set of the run is an error that says how to make it; without it (the inbox, whose rounds
-    after the first train on its batches' pairs) missing sets are left out."""
-    own = [str(pseudo_dir(dataset, run, j)) for j in range(k)]
+    after the first train on its batches' pairs) missing sets are left out. ``sets``
+    (``train.pseudo_sets``): ``all`` the run's sets of every earlier round, ``latest`` round k-1's
+    alone (each ``mvsd pseudo`` converts and scores the same pools again with newer converters)."""
+    own = [str(pseudo_dir(dataset, run, j)) for j in (range(k) if sets == "all" else range(k - 1, k) if k else [])]
     missing = [q for q in own if not Path(q, "manifest.parquet").exists()]
     if missing and check:
         raise FileNotFoundError(
@@ -79,7 +82,7 @@ def mutual(
     prev = fit_round(params, {"paired": str(dataset)}, checkpoints, run, 0)
     for k in range(1, rounds + 1):
         make_pseudo_pairs(dataset, prev, pseudo_dir(dataset, run, k - 1), params, k - 1)
-        pseudo, init = round_inputs(dataset, run, k, checkpoints)
+        pseudo, init = round_inputs(dataset, run, k, checkpoints, sets=params.train.pseudo_sets)
         prev = fit_round(params, {"paired": str(dataset), "pseudo": pseudo}, checkpoints, run, k, init_from=init)
     publish_latest(prev, Path(checkpoints) / "latest")
     return prev
