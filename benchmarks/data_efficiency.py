@@ -14,7 +14,7 @@ test samples, whatever f — see ``mvsd.sim.synth.plan_samples``) and each seed:
    ``train.pseudo_fraction=0`` (every batch from the paired samples);
 5. ``mvsd eval --no-baselines`` of round 0 and both regimes' last rounds on the same samples.
 
-Writes ``results.md`` (mean ± 95 % CI per regime, and the paired difference mutual - paired only;
+Writes ``results.md`` and ``report.html`` (mean ± 95 % CI per regime, and the paired difference mutual - paired only;
 the last round, then every round), ``results.json``, ``curve.png`` (STFT distance and PESQ against
 the paired fraction, one line per regime) and ``rounds.png`` (the same against the round) to
 ``--root``. Every step is an ordinary CLI call; finished steps are skipped when rerun
@@ -25,6 +25,7 @@ its settings from the checkpoints (tests run it at tiny size).
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import shutil
 import subprocess
@@ -39,14 +40,35 @@ from mvsd.eval.result import paired_difference
 
 METRICS = {"vam": ("stft_distance", "rt60_error", "drr_error"), "dereverb": ("pesq", "estoi", "si_sdr")}
 LOWER_IS_BETTER = {"stft_distance", "rt60_error", "drr_error"}
+STEPS = ("synth", "train", "pseudo", "eval")
 
 
-def mvsd(*args: str, sets: list[str]) -> None:
+def mvsd(*args: str, sets: list[str], times: Path | None = None, run: str = "") -> None:
+    """One CLI call; its wall time is appended to ``times`` (JSON lines) when given."""
     cli = Path(sys.executable).with_name("mvsd")
     cmd = [str(cli)] if cli.exists() else [sys.executable, "-c", "from mvsd.cli import app; app()"]
     cmd += [*args, *[a for s in sets for a in ("--set", s)]]
     print("$", " ".join(cmd[1:] if cli.exists() else cmd[3:]), flush=True)
+    t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
+    if times is not None:
+        with open(times, "a") as f:
+            f.write(
+                json.dumps({"run": run, "step": args[0], "seconds": round(time.perf_counter() - t0, 1)})
+                + "\n"
+            )
+
+
+def wall_times(root: Path) -> dict[str, dict[str, float]]:
+    """run -> {step: seconds, "total": seconds} of the calls that ran (a rerun adds what it redid)."""
+    out: dict[str, dict[str, float]] = {}
+    path = root / "times.jsonl"
+    for line in path.read_text().splitlines() if path.exists() else []:
+        e = json.loads(line)
+        d = out.setdefault(e["run"], {})
+        for k in (e["step"], "total"):
+            d[k] = round(d.get(k, 0.0) + e["seconds"], 1)
+    return out
 
 
 def ratios(f: float) -> list[str]:
@@ -68,20 +90,24 @@ def run_fraction(
     mutual_ck, paired_ck = root / "ck-mutual", root / "ck-paired"
     common = [*sets, f"train.seed={seed}"]
     done = lambda ck, k: (ck / run / f"round-{k}" / "reverb.safetensors").exists()  # noqa: E731
+
+    def call(*args: str, sets: list[str]) -> None:  # every call of this run, timed
+        mvsd(*args, sets=sets, times=root / "times.jsonl", run=run)
+
     if not (Path(data) / "manifest.parquet").exists():
-        mvsd("synth", "--out", data, sets=[*sets, *ratios(f)])
+        call("synth", "--out", data, sets=[*sets, *ratios(f)])
     at = ["--dataset", data, "--run", run, "--round"]  # + the round, then where its checkpoints go
     if not done(mutual_ck, 0):
-        mvsd("train", *at, "0", "--checkpoints", str(mutual_ck), sets=common)
+        call("train", *at, "0", "--checkpoints", str(mutual_ck), sets=common)
     if not (paired_ck / run / "round-0").exists():
         shutil.copytree(mutual_ck / run / "round-0", paired_ck / run / "round-0")
     for k in range(1, rounds + 1):
         if not done(mutual_ck, k):
-            mvsd("pseudo", *at, str(k - 1), "--checkpoints", str(mutual_ck), sets=common)
-            mvsd("train", *at, str(k), "--checkpoints", str(mutual_ck), sets=common)
+            call("pseudo", *at, str(k - 1), "--checkpoints", str(mutual_ck), sets=common)
+            call("train", *at, str(k), "--checkpoints", str(mutual_ck), sets=common)
         if not done(paired_ck, k):  # the planner finds the run's pseudo-pair sets; fraction 0 leaves them out
             paired_only = [*common, "train.pseudo_fraction=0"]
-            mvsd("train", *at, str(k), "--checkpoints", str(paired_ck), sets=paired_only)
+            call("train", *at, str(k), "--checkpoints", str(paired_ck), sets=paired_only)
     name = f"{run}-{split}"
     samples = root / "eval" / f"{name}-samples.parquet"
     if not samples.exists():
@@ -95,7 +121,7 @@ def run_fraction(
             "--out",
             str(root / "eval"),
         ]
-        mvsd("eval", *args, sets=[])  # eval takes its settings from the checkpoints: no --set
+        call("eval", *args, sets=[])  # eval takes its settings from the checkpoints: no --set
     return samples
 
 
@@ -166,7 +192,12 @@ def report(root: Path, results: dict[str, dict], split: str) -> None:
             lines.append(f"| {f} | {seed} | {regime} | {_cells(means)} |")
         lines.append(f"| {f} | {seed} | mutual - paired only | {_diff_cells(res['diff'])} |")
     lines += ["", "Bold: mutual learning better beyond the paired 95 % interval.", ""]
-    lines += ["## By round", "", f"| paired fraction | seed | round | regime | {header} |", f"|---|---|---:|---|{rule}"]
+    lines += [
+        "## By round",
+        "",
+        f"| paired fraction | seed | round | regime | {header} |",
+        f"|---|---|---:|---|{rule}",
+    ]
     for tag, res in results.items():
         f, seed = tag.split("/")
         lines.append(f"| {f} | {seed} | 0 | round 0 (paired) | {_cells(res['means']['round 0 (paired)'])} |")
@@ -174,6 +205,12 @@ def report(root: Path, results: dict[str, dict], split: str) -> None:
             for regime in ("paired only", "mutual learning"):
                 lines.append(f"| {f} | {seed} | {k} | {regime} | {_cells(rk['means'][regime])} |")
             lines.append(f"| {f} | {seed} | {k} | mutual - paired only | {_diff_cells(rk['diff'])} |")
+    times = wall_times(root)
+    if times:
+        lines += ["", "## CPU wall time of the calls that ran (s)", ""]
+        lines += ["| run | " + " | ".join(STEPS) + " | total |", "|---|" + "---:|" * (len(STEPS) + 1)]
+        for run, t in times.items():
+            lines.append(f"| {run} | " + " | ".join(f"{t.get(k, 0):.0f}" for k in (*STEPS, "total")) + " |")
     (root / "results.md").write_text("\n".join(lines) + "\n")
     (root / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print("\n".join(lines))
@@ -212,7 +249,41 @@ def report(root: Path, results: dict[str, dict], split: str) -> None:
     axes[1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(root / "rounds.png", dpi=110)
-    print(f"\n{root / 'results.md'}, {root / 'curve.png'}, {root / 'rounds.png'}")
+    (root / "report.html").write_text(html_page(lines, " ".join(sys.argv)))
+    print(f"\n{root / 'results.md'}, {root / 'report.html'}, {root / 'curve.png'}, {root / 'rounds.png'}")
+
+
+def html_page(md_lines: list[str], command: str) -> str:
+    """results.md as a page, with the two plots and the command that made it."""
+    parts, table = [], []
+    for line in [*md_lines, ""]:
+        if line.startswith("|"):
+            if not set(line) <= set("|-: "):  # not the rule under the header
+                tag = "th" if not table else "td"
+                cells = [c.strip().replace("**", "") for c in line.strip("|").split("|")]
+                bold = ["**" in c for c in line.strip("|").split("|")]
+                table.append(
+                    "".join(
+                        f"<{tag}{' class=b' if b else ''}>{html.escape(c)}</{tag}>"
+                        for c, b in zip(cells, bold)
+                    )
+                )
+            continue
+        if table:
+            parts.append("<table>" + "".join(f"<tr>{r}</tr>" for r in table) + "</table>")
+            table = []
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            parts.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
+            if level == 1:
+                parts.append(f"<p><code>{html.escape(command)}</code></p>")
+                parts.append(
+                    "<img src='curve.png' alt='metrics by paired fraction'><img src='rounds.png' alt='metrics by round'>"
+                )
+        elif line:
+            parts.append(f"<p>{html.escape(line)}</p>")
+    style = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px;font-size:12px}.b{font-weight:bold}img{max-width:48%}"
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>Data efficiency</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"
 
 
 def main() -> None:

@@ -93,8 +93,16 @@ def test_summary_means_and_paired_differences(tmp_path):
     assert out["by_round"]["1"]["diff"]["stft_distance"][0] == pytest.approx(-0.03)
     r0 = out["by_round"]["1"]["means"]["round 0 (paired)"]["stft_distance"][0]
     assert r0 == pytest.approx(base.mean())
+    (tmp_path / "times.jsonl").write_text(
+        '{"run": "p10-s0", "step": "train", "seconds": 300.0}\n{"run": "p10-s0", "step": "train", "seconds": 60.5}\n'
+        '{"run": "p10-s0", "step": "eval", "seconds": 100.0}\n'
+    )
+    assert de.wall_times(tmp_path) == {"p10-s0": {"train": 360.5, "eval": 100.0, "total": 460.5}}
     de.report(tmp_path, {"0.1/0": out}, "val")
     table = (tmp_path / "results.md").read_text()
+    assert "| p10-s0 | 0 | 360 | 0 | 100 | 460 |" in table  # synth, train, pseudo, eval, total
+    page = (tmp_path / "report.html").read_text()
+    assert "<img src='curve.png'" in page and "<td class=b>-0.03 ± " in page and "<th>stft_distance</th>" in page
     assert "| 0.1 | 0 | 1 | mutual - paired only | **-0.03 ± " in table  # better: bold
     assert "| 0.1 | 0 | 2 | paired only |" in table
     assert (tmp_path / "rounds.png").stat().st_size > 10_000
