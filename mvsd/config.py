@@ -221,7 +221,7 @@ class TrainConfig:
     pseudo_fraction: float = 0.17  # share of each batch from accepted pseudo-pairs (rounds >= 1)
     # round k's own pseudo-pair sets: all (rounds 0..k-1) | latest (round k-1's only: the same pools
     # converted and scored again by the better converters, the older sets left out)
-    pseudo_sets: str = "all"
+    pseudo_sets: str = "latest"  # latest: chosen on val (BENCHMARKS.md, "The data-efficiency curve")
     checkpoint_every: int = 100
     max_nan_steps: int = 20  # non-finite losses in a row before training stops with an error
     workers: int = 0  # Ray Train workers (DDP); 0 = in this process (Ray Train's local mode)

@@ -28,7 +28,7 @@ def test_round_k_takes_every_earlier_set_and_starts_from_round_k_minus_1(tmp_pat
     ds, ck = tmp_path / "ds", tmp_path / "ck"
     for j in range(3):
         make_set(pseudo_dir(ds, "r", j))
-    pseudo, init = round_inputs(ds, "r", 3, ck)
+    pseudo, init = round_inputs(ds, "r", 3, ck, sets="all")
     assert pseudo == [str(pseudo_dir(ds, "r", j)) for j in range(3)]
     assert init == ck / "r" / "round-2"
 
@@ -60,14 +60,16 @@ def test_a_missing_set_says_which_pseudo_command_makes_it(tmp_path):
     ds = tmp_path / "ds"
     make_set(pseudo_dir(ds, "r", 0))
     with pytest.raises(FileNotFoundError, match=r"round-1: no pseudo-pairs.*mvsd pseudo --round 1"):
-        round_inputs(ds, "r", 3, tmp_path / "ck")
+        round_inputs(ds, "r", 3, tmp_path / "ck", sets="all")
+    with pytest.raises(FileNotFoundError, match=r"round-2: no pseudo-pairs.*mvsd pseudo --round 2"):
+        round_inputs(ds, "r", 3, tmp_path / "ck")  # latest: round 2's set
 
 
 def test_the_inbox_adds_its_batches_and_skips_sets_the_run_never_made(tmp_path):
     ds = tmp_path / "ds"
     make_set(pseudo_dir(ds, "r", 0))
     batches = [str(tmp_path / "inbox" / "b1" / "pseudo-clean")]
-    pseudo, init = round_inputs(ds, "r", 2, tmp_path / "ck", more_pseudo=batches, check=False)
+    pseudo, init = round_inputs(ds, "r", 2, tmp_path / "ck", more_pseudo=batches, check=False, sets="all")
     assert pseudo == [str(pseudo_dir(ds, "r", 0)), *batches]
     assert init == tmp_path / "ck" / "r" / "round-1"
 

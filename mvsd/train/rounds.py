@@ -45,10 +45,10 @@ def round_inputs(
     checkpoints: str | Path,
     more_pseudo: Sequence[str] = (),
     check: bool = True,
-    sets: str = "all",
+    sets: str = "latest",
 ) -> tuple[list[str], Path | None]:
     """The round planner: what round ``k`` of ``run`` trains from besides the paired data — the
-    run's pseudo-pair sets of rounds < k (made with ``mvsd pseudo``), then ``more_pseudo`` (the
+    run's pseudo-pair sets (made with ``mvsd pseudo``; round k-1's, or every earlier round's), then ``more_pseudo`` (the
     inbox's batches) — and the round it starts from (None for round 0).
 
     Every caller plans with it: ``mvsd train``, :func:`mutual`, the train-round, mutual-learning
@@ -57,12 +57,13 @@ def round_inputs(
     after the first train on its batches' pairs) missing sets are left out. ``sets``
     (``train.pseudo_sets``): ``all`` the run's sets of every earlier round, ``latest`` round k-1's
     alone (each ``mvsd pseudo`` converts and scores the same pools again with newer converters)."""
-    own = [str(pseudo_dir(dataset, run, j)) for j in (range(k) if sets == "all" else range(k - 1, k) if k else [])]
-    missing = [q for q in own if not Path(q, "manifest.parquet").exists()]
+    rounds = range(k) if sets == "all" else range(max(k - 1, 0), k)
+    own = [str(pseudo_dir(dataset, run, j)) for j in rounds]
+    missing = [(j, q) for j, q in zip(rounds, own) if not Path(q, "manifest.parquet").exists()]
     if missing and check:
-        raise FileNotFoundError(
-            f"{missing[0]}: no pseudo-pairs; make them first (`mvsd pseudo --round {own.index(missing[0])}`)"
-        )
+        j, q = missing[0]
+        raise FileNotFoundError(f"{q}: no pseudo-pairs; make them first (`mvsd pseudo --round {j}`)")
+    missing = [q for _, q in missing]
     pseudo = [q for q in own if q not in missing] + [str(q) for q in more_pseudo]
     return pseudo, round_dir(checkpoints, run, k - 1) if k > 0 else None
 
@@ -76,7 +77,8 @@ def latest_round(checkpoints: str | Path, run: str) -> int | None:
 def mutual(
     dataset: str | Path, params: Params, rounds: int, run: str, checkpoints: str | Path = "checkpoints"
 ) -> Path:
-    """Round 0, then ``rounds`` more rounds each on paired + all earlier accepted pseudo-pairs.
+    """Round 0, then ``rounds`` more rounds, each on paired data + the pseudo-pairs made by the round
+    before (``train.pseudo_sets: all``: by every earlier round).
     Returns the last round's folder (also copied to ``checkpoints/latest``)."""
     check_dataset(dataset)
     prev = fit_round(params, {"paired": str(dataset)}, checkpoints, run, 0)
