@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MVSD := $(VENV)/bin/mvsd
 
-.PHONY: setup demo quality test test-all lint bench
+.PHONY: setup demo quality data-efficiency test test-all lint bench
 
 setup:
 	@bash scripts/setup.sh
@@ -17,6 +17,12 @@ demo: setup
 ## (`dvc exp show` compares it with the demo; BENCHMARKS.md, "The quality recipe").
 quality: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc exp run -n quality -S train.steps=800
+
+## Issue 14's experiment: mutual learning against paired-only training at 10, 25 and 66 % paired
+## data, two rounds each (about 100 min on 2 cores; resumable). Writes build/data-efficiency/
+## results.md, report.html, curve.png and rounds.png (BENCHMARKS.md, "The data-efficiency curve").
+data-efficiency: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/data_efficiency.py --fractions 0.1,0.25,0.66 --seeds 0 --rounds 2
 
 ## The default test suite (CPU-only, a few minutes).
 test: setup
