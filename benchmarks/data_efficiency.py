@@ -12,7 +12,7 @@ test samples, whatever f — see ``mvsd.sim.synth.plan_samples``) and each seed:
 3. mutual learning: ROUNDS x (``mvsd pseudo`` from the unpaired pools -> ``mvsd train``);
 4. paired only: the same rounds with the same steps and seed, from the same round 0, with
    ``train.pseudo_fraction=0`` (every batch from the paired samples);
-5. ``mvsd eval --no-baselines`` of round 0 and both regimes' last rounds on the same samples.
+5. ``mvsd eval --no-baselines`` of round 0 and every round of both regimes on the same samples.
 
 Writes ``results.md`` and ``report.html`` (mean ± 95 % CI per regime, and the paired difference mutual - paired only;
 the last round, then every round), ``results.json``, ``curve.png`` (STFT distance and PESQ against
@@ -219,13 +219,12 @@ def report(root: Path, results: dict[str, dict], split: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    by_fraction = seed_means(results)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     for ax, m in zip(axes, ("stft_distance", "pesq")):
         for regime in ("paired only", "mutual learning"):
-            pts = sorted(
-                (float(tag.split("/")[0]), *res["means"][regime][m][:2]) for tag, res in results.items()
-            )
-            xs, ys, es = (np.array(v) for v in zip(*pts))
+            xs = np.array(sorted(by_fraction))
+            ys, es = np.array([by_fraction[f]["last"][regime][m] for f in xs]).T
             ax.errorbar(xs * 100, ys, yerr=es, marker="o", capsize=3, label=regime)
         ax.set_xlabel("paired share of the training pool (%)")
         ax.set_ylabel(m + (" ↓" if m in LOWER_IS_BETTER else " ↑"))
@@ -236,21 +235,48 @@ def report(root: Path, results: dict[str, dict], split: str) -> None:
     # where the rounds saturate: each metric against the round, one colour per fraction
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     for ax, m in zip(axes, ("stft_distance", "pesq")):
-        for i, (tag, res) in enumerate(results.items()):
-            r0 = res["means"]["round 0 (paired)"][m][0]
+        for i, (f, res) in enumerate(sorted(by_fraction.items())):
             for regime, style in (("paired only", "--"), ("mutual learning", "-")):
-                ks = [0, *map(int, res["by_round"])]
-                ys = [r0, *(rk["means"][regime][m][0] for rk in res["by_round"].values())]
-                label = f"{round(float(tag.split('/')[0]) * 100)} % paired, {regime}"
-                ax.plot(ks, ys, style, marker="o", color=f"C{i}", label=label)
+                ks = sorted(res["rounds"])
+                ys = [
+                    res["rounds"][k].get(regime, res["rounds"][k].get("round 0 (paired)"))[m][0] for k in ks
+                ]
+                ax.plot(
+                    ks, ys, style, marker="o", color=f"C{i}", label=f"{round(f * 100)} % paired, {regime}"
+                )
         ax.set_xlabel("round")
-        ax.set_xticks(range(0, max(len(r["by_round"]) for r in results.values()) + 1))
+        ax.set_xticks(range(0, max(max(r["rounds"]) for r in by_fraction.values()) + 1))
         ax.set_ylabel(m + (" ↓" if m in LOWER_IS_BETTER else " ↑"))
     axes[1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(root / "rounds.png", dpi=110)
     (root / "report.html").write_text(html_page(lines, " ".join(sys.argv)))
     print(f"\n{root / 'results.md'}, {root / 'report.html'}, {root / 'curve.png'}, {root / 'rounds.png'}")
+
+
+def seed_means(results: dict[str, dict]) -> dict[float, dict]:
+    """Per paired fraction, each regime's metrics averaged over the seeds: ``{"last": {regime:
+    {metric: (mean, ci)}}, "rounds": {k: {regime: {metric: (mean, ci)}}}}`` (round 0 is the shared
+    "round 0 (paired)"). The interval is the seeds' mean of their sample intervals: the seeds score
+    the same samples, so it is not narrowed by their number."""
+    groups: dict[float, list[dict]] = {}
+    for tag, res in results.items():
+        groups.setdefault(float(tag.split("/")[0]), []).append(res)
+
+    def avg(parts: list[dict]) -> dict:
+        return {m: tuple(float(np.mean([p[m][i] for p in parts])) for i in (0, 1)) for m in parts[0]}
+
+    out = {}
+    for f, runs in groups.items():
+        regimes = runs[0]["means"]
+        rounds = {0: {"round 0 (paired)": avg([r["means"]["round 0 (paired)"] for r in runs])}}
+        for k in runs[0]["by_round"]:
+            rounds[int(k)] = {
+                g: avg([r["by_round"][k]["means"][g] for r in runs])
+                for g in ("paired only", "mutual learning")
+            }
+        out[f] = {"last": {g: avg([r["means"][g] for r in runs]) for g in regimes}, "rounds": rounds}
+    return out
 
 
 def html_page(md_lines: list[str], command: str) -> str:

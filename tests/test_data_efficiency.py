@@ -102,10 +102,38 @@ def test_summary_means_and_paired_differences(tmp_path):
     table = (tmp_path / "results.md").read_text()
     assert "| p10-s0 | 0 | 360 | 0 | 100 | 460 |" in table  # synth, train, pseudo, eval, total
     page = (tmp_path / "report.html").read_text()
-    assert "<img src='curve.png'" in page and "<td class=b>-0.03 ± " in page and "<th>stft_distance</th>" in page
+    assert (
+        "<img src='curve.png'" in page and "<td class=b>-0.03 ± " in page and "<th>stft_distance</th>" in page
+    )
     assert "| 0.1 | 0 | 1 | mutual - paired only | **-0.03 ± " in table  # better: bold
     assert "| 0.1 | 0 | 2 | paired only |" in table
     assert (tmp_path / "rounds.png").stat().st_size > 10_000
+
+    # a second seed 0.01 worse everywhere: the plots average the seeds of each fraction
+    def shifted(res, by):
+        return {
+            "means": {
+                g: {m: (v[0] + by, v[1], v[2]) for m, v in ms.items()} for g, ms in res["means"].items()
+            },
+            "diff": res["diff"],
+            "by_round": {k: shifted(r, by) for k, r in res.get("by_round", {}).items()},
+        }
+
+    results = {"0.1/0": out, "0.1/1": shifted(out, 0.01), "0.66/0": out}
+    avg = de.seed_means(results)
+    assert sorted(avg) == [0.1, 0.66]
+    m, ci = avg[0.1]["last"]["paired only"]["stft_distance"]
+    assert m == pytest.approx(base.mean() + 0.02 + 0.005) and ci == pytest.approx(
+        out["means"]["paired only"]["stft_distance"][1]
+    )
+    assert avg[0.66]["last"]["paired only"]["stft_distance"][0] == pytest.approx(base.mean() + 0.02)
+    assert sorted(avg[0.1]["rounds"]) == [0, 1, 2]
+    assert avg[0.1]["rounds"][0]["round 0 (paired)"]["stft_distance"][0] == pytest.approx(base.mean() + 0.005)
+    assert avg[0.1]["rounds"][1]["mutual learning"]["stft_distance"][0] == pytest.approx(
+        base.mean() - 0.02 + 0.005
+    )
+    de.report(tmp_path, results, "val")  # two seeds of one fraction plot without error
+    assert "| 0.1 | 1 | 2 | paired only |" in (tmp_path / "results.md").read_text()
 
 
 @pytest.mark.slow
