@@ -83,7 +83,7 @@ def ratios(f: float) -> list[str]:
 def run_fraction(
     root: Path, f: float, seed: int, rounds: int, split: str, limit: int, sets: list[str]
 ) -> Path:
-    """Everything for one (fraction, seed); returns the evaluation's per-sample table."""
+    """Everything for one (fraction, seed); returns the evaluation's per-sample tables."""
     pct = f"p{round(f * 100):02d}"
     data = str(root / f"simrooms-{pct}")
     run = f"{pct}-s{seed}"
@@ -108,26 +108,32 @@ def run_fraction(
         if not done(paired_ck, k):  # the planner finds the run's pseudo-pair sets; fraction 0 leaves them out
             paired_only = [*common, "train.pseudo_fraction=0"]
             call("train", *at, str(k), "--checkpoints", str(paired_ck), sets=paired_only)
-    name = f"{run}-{split}"
-    samples = root / "eval" / f"{name}-samples.parquet"
-    if not samples.exists():
-        # every round of both regimes, so that the table can show where the rounds saturate
-        folders = [mutual_ck / run / "round-0"]
-        folders += [ck / run / f"round-{k}" for k in range(1, rounds + 1) for ck in (mutual_ck, paired_ck)]
+    # every round of both regimes, so that the table can show where the rounds saturate; a rerun
+    # with more rounds scores only the new ones, into one more table beside the earlier ones
+    folders = [mutual_ck / run / "round-0"]
+    folders += [ck / run / f"round-{k}" for k in range(1, rounds + 1) for ck in (mutual_ck, paired_ck)]
+    tables = sorted((root / "eval").glob(f"{run}-{split}*-samples.parquet"))
+    scored = {s for t in tables for s in pq.read_table(t, columns=["system"]).column("system").to_pylist()}
+    todo = [d for d in folders if str(d) not in scored]
+    if todo:
+        name = f"{run}-{split}" + (f"-{len(tables)}" if tables else "")
         args = ["--dataset", data, "--split", split, "--limit", str(limit), "--no-baselines"]
-        args += [a for d in folders for a in ("--round", str(d))] + [
-            "--name",
-            name,
-            "--out",
-            str(root / "eval"),
-        ]
+        args += [a for d in todo for a in ("--round", str(d))] + ["--name", name, "--out", str(root / "eval")]
         call("eval", *args, sets=[])  # eval takes its settings from the checkpoints: no --set
-    return samples
+        tables.append(root / "eval" / f"{name}-samples.parquet")
+    return tables
 
 
-def systems(samples: Path, k: int) -> dict[str, str]:
+def read_tables(samples: Path | list[Path]) -> list[dict]:
+    """The per-sample rows of one evaluation table or several (the same samples, other systems)."""
+    return [
+        r for t in ([samples] if isinstance(samples, Path) else samples) for r in pq.read_table(t).to_pylist()
+    ]
+
+
+def systems(rows: list[dict], k: int) -> dict[str, str]:
     """regime -> the evaluation's system name of round ``k`` (``mvsd eval`` labels rounds by folder)."""
-    names = sorted({r for r in pq.read_table(samples, columns=["system"]).column("system").to_pylist()})
+    names = sorted({r["system"] for r in rows})
     pick = lambda *parts: next(n for n in names if all(p in n for p in parts))  # noqa: E731
     return {
         "round 0 (paired)": pick("round-0"),
@@ -160,10 +166,10 @@ def compare(rows: list[dict], regimes: dict[str, str]) -> dict:
     return out
 
 
-def summarise(samples: Path, rounds: int) -> dict:
+def summarise(samples: Path | list[Path], rounds: int) -> dict:
     """The last round's comparison (``means``, ``diff``), and every round's under ``by_round``."""
-    rows = pq.read_table(samples).to_pylist()
-    by_round = {str(k): compare(rows, systems(samples, k)) for k in range(1, rounds + 1)}
+    rows = read_tables(samples)
+    by_round = {str(k): compare(rows, systems(rows, k)) for k in range(1, rounds + 1)}
     return {**by_round[str(rounds)], "by_round": by_round}
 
 

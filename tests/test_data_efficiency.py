@@ -82,6 +82,11 @@ def test_summary_means_and_paired_differences(tmp_path):
     rows = [{c: r.get(c) for c in columns} for r in rows]  # as mvsd eval writes them: every column
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "s.parquet")
     out = de.summarise(tmp_path / "s.parquet", rounds=2)
+    # a rerun with more rounds scores them into a second table: read together, the same summary
+    later = [r for r in rows if "round-2" in r["system"]]
+    pq.write_table(pa.Table.from_pylist([r for r in rows if r not in later]), tmp_path / "s1.parquet")
+    pq.write_table(pa.Table.from_pylist(later), tmp_path / "s2.parquet")
+    assert de.summarise([tmp_path / "s1.parquet", tmp_path / "s2.parquet"], rounds=2) == out
     mean, ci, n = out["means"]["paired only"]["stft_distance"]  # the last round
     assert mean == pytest.approx(base.mean() + 0.02) and n == 50 and ci > 0
     d, ci, n = out["diff"]["stft_distance"]
@@ -160,3 +165,11 @@ def test_the_experiment_at_tiny_size_and_its_rerun(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert again.returncode == 0 and "$ " not in again.stdout  # everything done: no step reruns
     assert (tmp_path / "results.md").read_text() == table
+    # one more round: only that round trains (both regimes) and only its checkpoints are scored
+    more = subprocess.run([*cmd, "--rounds", "2"], capture_output=True, text=True, cwd=ROOT)
+    assert more.returncode == 0, more.stderr[-3000:]
+    calls = [line for line in more.stdout.splitlines() if line.startswith("$ ")]
+    assert [c.split()[1] for c in calls] == ["pseudo", "train", "train", "eval"], calls
+    assert calls[-1].count("--round") == 2 and "round-2" in calls[-1] and "round-1" not in calls[-1]
+    table = (tmp_path / "results.md").read_text()
+    assert "| 0.5 | 0 | 2 | mutual learning |" in table and "| 0.5 | 0 | 1 | mutual learning |" in table
