@@ -319,23 +319,35 @@ def html_page(md_lines: list[str], command: str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fractions", default="0.1,0.25,0.66")
-    ap.add_argument("--seeds", default="0")
-    ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--split", default="test_unseen")
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="Finished steps are skipped when rerun; rerun with a larger --rounds to add rounds.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    ap.add_argument("--fractions", default="0.1,0.25,0.66", help="paired fractions of the training pool, comma-separated")
+    ap.add_argument("--seeds", default="0", help="training seeds, comma-separated (more seeds: tighter intervals)")
+    ap.add_argument("--rounds", type=int, default=1, help="mutual-learning rounds after round 0 (each regime)")
+    ap.add_argument("--split", default="test_unseen", help="the split every round is scored on")
     ap.add_argument("--limit", type=int, default=0, help="samples scored (0 = the whole split)")
-    ap.add_argument("--root", default="build/data-efficiency")
-    ap.add_argument("--set", dest="sets", action="append", default=[], help="a param override for every call")
+    ap.add_argument("--root", default="build/data-efficiency", help="where data, checkpoints and results go")
+    ap.add_argument(
+        "--set", dest="sets", action="append", default=[], help="KEY=VALUE param override for every call but eval"
+    )
     args = ap.parse_args()
-    fractions = [float(x) for x in args.fractions.split(",")]
+    try:
+        fractions = [float(x) for x in args.fractions.split(",")]
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError as e:
+        sys.exit(f"--fractions takes numbers and --seeds integers, comma-separated: {e}")
     if not all(0 < f < 1 for f in fractions):
         sys.exit(f"--fractions: each must be in (0, 1); got {args.fractions}")
+    if args.rounds < 1:
+        sys.exit(f"--rounds: at least 1 (round 0 is shared by both regimes); got {args.rounds}")
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
     results = {}
     for f in fractions:
-        for seed in (int(s) for s in args.seeds.split(",")):
+        for seed in seeds:
             t0 = time.perf_counter()
             samples = run_fraction(root, f, seed, args.rounds, args.split, args.limit, args.sets)
             results[f"{f}/{seed}"] = summarise(samples, args.rounds)

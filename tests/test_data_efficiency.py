@@ -173,3 +173,19 @@ def test_the_experiment_at_tiny_size_and_its_rerun(tmp_path):
     assert calls[-1].count("--round") == 2 and "round-2" in calls[-1] and "round-1" not in calls[-1]
     table = (tmp_path / "results.md").read_text()
     assert "| 0.5 | 0 | 2 | mutual learning |" in table and "| 0.5 | 0 | 1 | mutual learning |" in table
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--seeds", "0,a"], "--seeds integers"),
+        (["--fractions", "0.1,1.5"], "each must be in (0, 1)"),
+        (["--rounds", "0"], "--rounds: at least 1"),
+    ],
+)
+def test_bad_arguments_stop_before_anything_is_made(tmp_path, args, message):
+    root = tmp_path / "out"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "data_efficiency.py"), "--root", str(root), *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode != 0 and message in r.stderr, r.stderr
+    assert not root.exists()
