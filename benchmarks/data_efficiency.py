@@ -247,9 +247,8 @@ def report(root: Path, results: dict[str, dict], split: str) -> None:
                 ys = [
                     res["rounds"][k].get(regime, res["rounds"][k].get("round 0 (paired)"))[m][0] for k in ks
                 ]
-                ax.plot(
-                    ks, ys, style, marker="o", color=f"C{i}", label=f"{round(f * 100)} % paired, {regime}"
-                )
+                ax.plot(ks, ys, style, marker="o", color=f"C{i}", label=f"{round(f * 100)} % paired, {regime}",
+                        mfc="white" if regime == "paired only" else None)  # fmt: skip
         ax.set_xlabel("round")
         ax.set_xticks(range(0, max(max(r["rounds"]) for r in by_fraction.values()) + 1))
         ax.set_ylabel(m + (" ↓" if m in LOWER_IS_BETTER else " ↑"))
