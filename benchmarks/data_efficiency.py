@@ -82,7 +82,7 @@ def ratios(f: float) -> list[str]:
 
 def run_fraction(
     root: Path, f: float, seed: int, rounds: int, split: str, limit: int, sets: list[str]
-) -> Path:
+) -> list[Path]:
     """Everything for one (fraction, seed); returns the evaluation's per-sample tables."""
     pct = f"p{round(f * 100):02d}"
     data = str(root / f"simrooms-{pct}")
