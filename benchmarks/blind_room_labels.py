@@ -20,11 +20,11 @@ here, not on the dataset's own test_unseen).
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import numpy as np
 import torch
+from room_head import room_steps  # benchmarks/: the script's folder, on sys.path when run
 from scipy.signal import butter, sosfiltfilt
 
 from mvsd.audio_io import SAMPLE_RATE
@@ -93,24 +93,16 @@ def band_error(pred: np.ndarray, t60: np.ndarray) -> float:
 def train_head(images, t60, drr, steps: int, seed: int):
     torch.manual_seed(seed)
     enc, head = VisualEncoder(VisualConfig((16, 32, 64, 128), 256, 3, SIZE)), RoomHead(256)
-    params = list(enc.parameters()) + list(head.parameters())
-    opt = torch.optim.AdamW(params, lr=2e-3, betas=(0.9, 0.99))
-    gen = torch.Generator().manual_seed(seed + 4242)
-    enc.train(), head.train()
-    for step in range(steps):
-        idx = torch.randint(0, len(images), (32,), generator=gen)
+
+    def batch_loss(idx, gen):
         room = head(enc(augment(images[idx], gen))[0])
         t, d = t60[idx], drr[idx]
         ok, okd = torch.isfinite(t), torch.isfinite(d)
         log_err = (torch.log(room.t60) - torch.log(torch.nan_to_num(t, nan=1.0).clamp(min=0.05))).abs()
         loss = (log_err * ok).sum() / ok.sum().clamp(min=1)
-        loss = loss + ((room.drr_db - torch.nan_to_num(d)).abs() * okd).sum() / okd.sum().clamp(min=1) / 10
-        for g in opt.param_groups:
-            g["lr"] = 2e-3 * 0.5 * (1 + math.cos(math.pi * step / steps))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        return loss + ((room.drr_db - torch.nan_to_num(d)).abs() * okd).sum() / okd.sum().clamp(min=1) / 10
+
+    room_steps([enc, head], len(images), steps, seed, batch_loss)
     enc.eval(), head.eval()
     return lambda imgs: head(enc(imgs)[0])
 

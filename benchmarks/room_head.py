@@ -67,32 +67,42 @@ def errors(enc, head, images, t60, drr) -> tuple[float, float]:
     return float(per.mean()), float((room.drr_db - drr).abs().mean())
 
 
-def train(images, t60, drr, desc, steps: int, aux: float, seed: int):
-    torch.manual_seed(seed)
-    enc = VisualEncoder(VisualConfig((16, 32, 64, 128), 256, 3, SIZE))
-    head = RoomHead(256)
-    aux_head = torch.nn.Linear(256, desc.shape[1])
-    params = list(enc.parameters()) + list(head.parameters()) + list(aux_head.parameters())
+def room_steps(modules, n: int, steps: int, seed: int, batch_loss) -> None:
+    """Round 0's room steps as these scripts run them (:func:`mvsd.train.room.pretrain_rooms`):
+    AdamW at lr 2e-3 with cosine decay, gradients clipped at 1, batches of 32 of the ``n`` samples
+    drawn from a generator seeded ``seed + 4242``. ``batch_loss(idx, gen)`` returns the batch's
+    loss (``gen`` drives its augmentation too)."""
+    params = [p for m in modules for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=2e-3, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(seed + 4242)
-    mu, sd = desc.mean(0), desc.std(0) + 1e-6
-    d = torch.tensor((desc - mu) / sd)
-    targets = RoomTargets(t60, drr, torch.zeros(len(t60), 6, 1))
-    n = len(images)
-    enc.train(), head.train()
+    for m in modules:
+        m.train()
     for step in range(steps):
         idx = torch.randint(0, n, (32,), generator=gen)
-        img = augment(images[idx], gen)
-        emb = enc(img)[0]
-        loss = param_loss(head(emb), targets.index(idx))
-        if aux > 0:
-            loss = loss + aux * (aux_head(emb) - d[idx]).abs().mean()
+        loss = batch_loss(idx, gen)
         for g in opt.param_groups:
             g["lr"] = 2e-3 * 0.5 * (1 + math.cos(math.pi * step / steps))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+
+
+def train(images, t60, drr, desc, steps: int, aux: float, seed: int):
+    torch.manual_seed(seed)
+    enc = VisualEncoder(VisualConfig((16, 32, 64, 128), 256, 3, SIZE))
+    head = RoomHead(256)
+    aux_head = torch.nn.Linear(256, desc.shape[1])
+    mu, sd = desc.mean(0), desc.std(0) + 1e-6
+    d = torch.tensor((desc - mu) / sd)
+    targets = RoomTargets(t60, drr, torch.zeros(len(t60), 6, 1))
+
+    def batch_loss(idx, gen):
+        emb = enc(augment(images[idx], gen))[0]
+        loss = param_loss(head(emb), targets.index(idx))
+        return loss + aux * (aux_head(emb) - d[idx]).abs().mean() if aux > 0 else loss
+
+    room_steps([enc, head, aux_head], len(images), steps, seed, batch_loss)
     return enc, head
 
 

@@ -39,6 +39,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 from room_ceiling import absorption  # noqa: E402
+from room_head import room_steps  # noqa: E402
 
 from mvsd.eval.baselines import read_samples  # noqa: E402
 from mvsd.eval.run import true_room  # noqa: E402
@@ -172,29 +173,20 @@ def train(kind, images, t60, drr, cls, size, steps: int, seed: int, aux: float):
         head = PhysicsHead(256, token_dim=128)
     else:
         head = PhysicsHead(256 + (12 * 128 if kind == "physics-grid" else 0))
-    params = list(enc.parameters()) + list(head.parameters())
-    opt = torch.optim.AdamW(params, lr=2e-3, betas=(0.9, 0.99))
-    gen = torch.Generator().manual_seed(seed + 4242)
     targets = RoomTargets(t60, drr, torch.zeros(len(t60), 6, 1))
-    enc.train(), head.train()
-    for step in range(steps):
-        idx = torch.randint(0, len(images), (32,), generator=gen)
+
+    def batch_loss(idx, gen):
         f = features(kind, enc(augment(images[idx], gen)))
         tg = targets.index(idx)
         if kind == "free":
-            loss = param_loss(head(f), tg)
-        else:
-            p_t60, p_drr, logits, log_size = head(*f) if isinstance(f, tuple) else head(f)
-            ok = torch.isfinite(tg.t60)
-            log_err = (torch.log(p_t60) - torch.log(torch.nan_to_num(tg.t60, nan=1.0).clamp(min=0.05))).abs()
-            loss = (log_err * ok).sum() / ok.sum().clamp(min=1) + (p_drr - tg.drr_db).abs().mean() / 10
-            loss = loss + aux * (material_loss(logits, cls[idx]) + (log_size - size[idx]).abs().mean())
-        for g in opt.param_groups:
-            g["lr"] = 2e-3 * 0.5 * (1 + math.cos(math.pi * step / steps))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+            return param_loss(head(f), tg)
+        p_t60, p_drr, logits, log_size = head(*f) if isinstance(f, tuple) else head(f)
+        ok = torch.isfinite(tg.t60)
+        log_err = (torch.log(p_t60) - torch.log(torch.nan_to_num(tg.t60, nan=1.0).clamp(min=0.05))).abs()
+        loss = (log_err * ok).sum() / ok.sum().clamp(min=1) + (p_drr - tg.drr_db).abs().mean() / 10
+        return loss + aux * (material_loss(logits, cls[idx]) + (log_size - size[idx]).abs().mean())
+
+    room_steps([enc, head], len(images), steps, seed, batch_loss)
     return enc, head
 
 
