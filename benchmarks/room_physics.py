@@ -53,12 +53,12 @@ CLASSES = tuple(MATERIALS)
 ABSORPTION = torch.tensor(
     np.stack([np.mean([absorption(n) for n in MATERIALS[c][0]], axis=0) for c in CLASSES]), dtype=torch.float32
 )  # (12, 6) energy absorption per class and octave band
-CAMERA_SURFACES = ("front", "back", "left", "right", "floor", "ceiling")
 WALL_NORMALS = {"west": (-1, 0), "east": (1, 0), "south": (0, -1), "north": (0, 1)}
 
 
 def camera_view(view: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(material class index per camera surface (6,), log [depth, width, height, distance] (4,))."""
+    """(material class index per camera surface, (6,): front, back, left, right, floor, ceiling;
+    log [depth, width, height, talker distance], (4,))."""
     d = np.subtract(view["source"], view["mic"])
     yaw = math.atan2(d[1], d[0])
     fwd, right = np.array([math.cos(yaw), math.sin(yaw)]), np.array([math.sin(yaw), -math.cos(yaw)])
@@ -129,9 +129,10 @@ def material_loss(logits: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
     return (ce(0, 0) + ce(1, 1) + sides + ce(4, 4) + ce(5, 5)).mean() / 6
 
 
-def features(kind: str, encoded) -> torch.Tensor:
-    """The head's input: the pooled embedding, and for ``physics-grid`` the 3 x 4 grid of tokens too
-    (where in the picture each surface is: floor at the bottom, ceiling at the top)."""
+def features(kind: str, encoded) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The head's input: the pooled embedding; for ``physics-grid`` the 3 x 4 grid of tokens too
+    (where in the picture each surface is: floor at the bottom, ceiling at the top); for
+    ``physics-tokens`` (embedding, tokens), the head's two arguments."""
     emb, tokens = encoded
     if kind == "physics-tokens":
         return emb, tokens
