@@ -25,6 +25,7 @@ import pyroomacoustics as pra
 from mvsd.acoustics import measure_drr, measure_rt60  # noqa: F401  (re-exported: the simulator's measurements)
 from mvsd.audio_io import SAMPLE_RATE
 from mvsd.config import RirConfig, RoomRanges
+from mvsd.sim import fast_rt
 
 SURFACES = ("west", "east", "south", "north", "floor", "ceiling")
 ALIGNED_DIRECT = 40  # sample index of the direct sound in an aligned RIR (2.5 ms, the fractional-delay filter's half-length)
@@ -265,7 +266,8 @@ def simulate_rir(view: View, cfg: RirConfig, seed: int = 0) -> np.ndarray:
         )
     shoebox.add_source(list(view.source))
     shoebox.add_microphone(np.array(view.mic)[:, None])
-    shoebox.compute_rir()
+    with fast_rt.installed():  # the same RIR, to the bit, in about half the time
+        shoebox.compute_rir()
     rir = np.asarray(shoebox.rir[0][0], dtype=np.float32)
     if cfg.align_direct:
         rir = rir[direct_index(view) - ALIGNED_DIRECT :]
