@@ -32,6 +32,7 @@ import pyroomacoustics as pra
 from mvsd import acoustics as ac
 from mvsd.eval.baselines import read_samples
 from mvsd.eval.run import true_room
+from mvsd.sim.rooms import MATERIALS
 
 PRA_FREQS = (125, 250, 500, 1000, 2000, 4000, 8000)
 
@@ -42,7 +43,27 @@ def absorption(name: str) -> np.ndarray:
     return np.array([coeffs[PRA_FREQS.index(int(b))] for b in ac.BANDS])
 
 
-def view_features(view: dict) -> dict[str, np.ndarray | float]:
+WALL_NORMALS = {"west": (-1.0, 0.0), "east": (1.0, 0.0), "south": (0.0, -1.0), "north": (0.0, 1.0)}
+
+
+def back_wall(view: dict) -> str:
+    """The wall behind the camera (it looks from the mic at the talker): no picture shows it."""
+    d = np.subtract(view["source"], view["mic"])[:2]
+    return min(WALL_NORMALS, key=lambda w: float(np.dot(WALL_NORMALS[w], d)))
+
+
+def class_absorption(cls: str) -> np.ndarray:
+    """The mean absorption of a material class's pyroomacoustics materials: all a picture shows
+    (the renderer draws the class; which of its materials the simulator used is not in the image)."""
+    return np.mean([absorption(n) for n in MATERIALS[cls][0]], axis=0)
+
+
+def view_features(
+    view: dict, unseen: np.ndarray | None = None, by_class: bool = False
+) -> dict[str, np.ndarray | float]:
+    """Eyring T60 per band, volume, surface, height and talker distance of a view. ``unseen``, if
+    given, is the absorption per band assumed for the wall behind the camera instead of its own;
+    ``by_class``: each surface's class mean absorption instead of its own material's."""
     length, width, height = view["dims_m"]
     area = {
         "west": width * height, "east": width * height, "south": length * height,
@@ -50,7 +71,14 @@ def view_features(view: dict) -> dict[str, np.ndarray | float]:
     }  # fmt: skip
     surface = sum(area.values())
     volume = length * width * height
-    alpha = sum(area[s] * absorption(m) for s, m in view["materials"].items()) / surface
+    hidden = back_wall(view) if unseen is not None else None
+
+    def alpha_of(surf: str, material: str) -> np.ndarray:
+        if surf == hidden:
+            return unseen
+        return class_absorption(view["surfaces"][surf]) if by_class else absorption(material)
+
+    alpha = sum(area[s] * alpha_of(s, m) for s, m in view["materials"].items()) / surface
     eyring = 0.161 * volume / (-surface * np.log(1 - np.clip(alpha, 1e-3, 0.99)))
     dist = float(np.linalg.norm(np.subtract(view["mic"], view["source"])))
     return {"eyring": eyring, "volume": volume, "surface": surface, "height": height, "dist": dist}
@@ -124,6 +152,26 @@ def main() -> None:
         full[:, b] = np.exp(np.stack([t60_design(f, b) for f in te_f]) @ ridge(x_full, y))
     rows["Eyring, calibrated"] = errors(cal, te_t60, drr_pred, te_drr)
     rows["perfect perception"] = errors(full, te_t60, drr_pred, te_drr)
+
+    # What the camera can see: the wall behind it in no picture, so a perfect reader of the
+    # picture knows every surface but that one, for which it can only assume the training walls'
+    # mean absorption.
+    walls = [absorption(v["materials"][w]) for v in views.values() for w in WALL_NORMALS
+             if v["room_id"] in {s.room_id for s in tr_samples}]
+    prior = np.mean(walls, axis=0)
+    for name, by_class in (
+        ("perfect perception of what the camera sees (not the wall behind it)", False),
+        ("... and of material classes, not materials (what the renderer draws)", True),
+    ):
+        tr_v = [view_features(views[s.meta["view"]], prior, by_class) for s in tr_samples]
+        te_v = [view_features(views[s.meta["view"]], prior, by_class) for s in te_samples]
+        seen = np.zeros((len(te_f), n_bands))
+        for b in range(n_bands):
+            ok = np.isfinite(tr_t60[:, b])
+            x = np.stack([t60_design(f, b) for f, k in zip(tr_v, ok) if k])
+            seen[:, b] = np.exp(np.stack([t60_design(f, b) for f in te_v]) @ ridge(x, np.log(tr_t60[ok, b])))
+        drr_coef = ridge(np.stack([drr_design(f) for f in tr_v]), tr_drr)
+        rows[name] = errors(seen, te_t60, np.stack([drr_design(f) for f in te_v]) @ drr_coef, te_drr)
 
     if args.round:
         from mvsd.converter import Converter

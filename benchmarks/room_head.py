@@ -88,9 +88,9 @@ def room_steps(modules, n: int, steps: int, seed: int, batch_loss) -> None:
         opt.step()
 
 
-def train(images, t60, drr, desc, steps: int, aux: float, seed: int):
+def train(images, t60, drr, desc, steps: int, aux: float, seed: int, widths=(16, 32, 64, 128)):
     torch.manual_seed(seed)
-    enc = VisualEncoder(VisualConfig((16, 32, 64, 128), 256, 3, SIZE))
+    enc = VisualEncoder(VisualConfig(tuple(widths), 256, 3, SIZE))
     head = RoomHead(256)
     aux_head = torch.nn.Linear(256, desc.shape[1])
     mu, sd = desc.mean(0), desc.std(0) + 1e-6
@@ -114,6 +114,7 @@ def main() -> None:
     ap.add_argument("--aux", default="0", help="weights of the room-description loss, comma-separated")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--widths", default="16,32,64,128", help="the encoder's four stage widths (small: 16,32,64,128)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -131,7 +132,8 @@ def main() -> None:
     for aux in (float(a) for a in args.aux.split(",")):
         for seed in (int(s) for s in args.seeds.split(",")):
             t0 = time.perf_counter()
-            enc, head = train(images[tr], t60[tr], drr[tr], desc[held == 0], args.steps, aux, seed)
+            enc, head = train(images[tr], t60[tr], drr[tr], desc[held == 0], args.steps, aux, seed,
+                               [int(w) for w in args.widths.split(",")])
             h = errors(enc, head, images[te], t60[te], drr[te])
             t = errors(enc, head, images[tr], t60[tr], drr[tr])
             x = errors(enc, head, *extra[:3]) if extra else (float("nan"), float("nan"))

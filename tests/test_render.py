@@ -8,6 +8,7 @@ import pytest
 from mvsd.sim.render import (
     _BODY_RADIUS,
     _HEAD_RADIUS,
+    _LOOKS,
     MATERIAL_CLASSES,
     render_panorama,
     render_view,
@@ -48,6 +49,20 @@ def _axis_dirs(width: int = W, height: int = H, fov_deg: float = 90.0) -> np.nda
 def _east_mask(depth: np.ndarray) -> np.ndarray:
     dirs = _axis_dirs()
     return np.abs(MIC[0] + depth * dirs[..., 0] - ROOM[0]) < 1e-3
+
+
+def _east_mask_at(depth: np.ndarray, width: int, height: int, fov_deg: float, tilt_deg: float) -> np.ndarray:
+    """Pixels on the east wall (x = L) of a view from MIC along +x pitched up by ``tilt_deg``:
+    the hit point's x is L (from the depth and the camera geometry)."""
+    step = 2 * np.tan(np.radians(fov_deg) / 2) / width
+    xs = (np.arange(width) + 0.5 - width / 2) * step
+    ys = (height / 2 - np.arange(height) - 0.5) * step
+    xs, ys = np.broadcast_arrays(xs[None, :], ys[:, None])
+    p = np.radians(tilt_deg)
+    fwd, up = np.array([np.cos(p), 0.0, np.sin(p)]), np.array([-np.sin(p), 0.0, np.cos(p)])
+    d = fwd + xs[..., None] * np.array([0.0, -1.0, 0.0]) + ys[..., None] * up
+    d /= np.linalg.norm(d, axis=-1, keepdims=True)
+    return np.abs(MIC[0] + depth * d[..., 0] - ROOM[0]) < 1e-3
 
 
 def test_shapes_and_dtypes():
@@ -139,6 +154,39 @@ def test_every_material_is_distinct():
             assert np.any(pixels[a] != pixels[b], axis=1).mean() > 0.5, (a, b)
 
 
+def test_looks_are_the_simulators_materials():
+    from mvsd.sim.rooms import MATERIALS
+
+    assert {c: tuple(names) for c, (names, _) in MATERIALS.items()} == _LOOKS
+
+
+@pytest.mark.parametrize("cls", [c for c in MATERIAL_CLASSES if len(_LOOKS[c]) > 1])
+def test_materials_of_a_class_look_different_at_the_datasets_size(cls):
+    """Materials of one class absorb differently (mvsd.sim.rooms.MATERIALS), so the picture must
+    tell them apart — at SimRooms' 128 x 96 pixels, where fine detail averages out — while still
+    looking like their class (closer to each other than to the next class's colour)."""
+    pixels = {}
+    for name in _LOOKS[cls]:
+        rgb, depth = render_view(ROOM, {**PLAIN, "east": cls}, MIC, SRC, 128, 96, 110.0, 8.0, materials={"east": name})
+        pixels[name] = rgb[_east_mask_at(depth, 128, 96, 110.0, 8.0)].astype(float)
+    names = _LOOKS[cls]
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            diff = np.abs(pixels[a] - pixels[b]).mean()
+            assert diff > 4, (a, b, diff)  # grey levels per channel, mean over the wall
+
+
+def test_without_materials_a_class_has_one_look_and_each_surface_its_own():
+    plain, _ = render_view(ROOM, MIXED, MIC, SRC, width=W, height=H)
+    again, _ = render_view(ROOM, MIXED, MIC, SRC, width=W, height=H, materials=None)
+    assert np.array_equal(plain, again)
+    rgb, depth = render_view(
+        ROOM, MIXED, MIC, SRC, width=W, height=H, materials={"south": "curtains_cotton_0.5"}
+    )
+    changed = np.any(rgb != plain, axis=-1)
+    assert changed.any() and not changed[_east_mask(depth)].any()  # only the south wall changed
+
+
 def test_bigger_room_has_larger_mean_depth():
     _, small = render_view(ROOM, MIXED, MIC, SRC)
     _, big = render_view(tuple(2 * x for x in ROOM), MIXED, MIC, (8.0, 3.0, 1.5))
@@ -188,6 +236,8 @@ def test_source_straight_above_or_below(source):
         ({"mic": SRC}, "coincide"),
         ({"dims": (8.0, -6.0, 3.0)}, "positive"),
         ({"dims": (8.0, 6.0)}, "three"),
+        ({"materials": {"east": "brickwork"}}, "not one of its class 'glass'"),
+        ({"materials": {"roof": "brickwork"}}, "valid surfaces"),
         ({"width": 0}, "width"),
         ({"fov_deg": 180.0}, "fov"),
     ],

@@ -2,7 +2,8 @@
 
 The images are the visual half of a simulated audio-visual dataset, so everything that
 shapes the room's acoustics must be visible in them: the room's size and shape, each
-surface's material and the sound source's position.
+surface's material (its class by colour and pattern, and which material of the class by what
+tells them apart in a photo: perforation, folds, pile, board size) and the sound source's position.
 
 Conventions
 -----------
@@ -72,6 +73,7 @@ _HEAD, _BODY, _SHOULDER = 6, 7, 8  # hit kinds after the six faces
 class _Scene:
     dims: np.ndarray  # (3,) L, W, H
     materials: tuple[str, ...]  # material class per face index
+    looks: tuple[str | None, ...]  # the pyroomacoustics material drawn per face (None: the class's plain look)
     mic: np.ndarray  # (3,)
     source: np.ndarray  # (3,)
 
@@ -102,11 +104,29 @@ def _check_surfaces(surfaces: object) -> tuple[str, ...]:
     return tuple(str(surfaces[k]) for k in _SURFACES)
 
 
-def _build_scene(dims: object, surfaces: object, mic: object, source: object) -> _Scene:
+def _check_looks(classes: tuple[str, ...], materials: object) -> tuple[str | None, ...]:
+    if materials is None:
+        return (None,) * len(_SURFACES)
+    if not isinstance(materials, Mapping):
+        raise ValueError(f"materials must be a dict surface-name -> pyroomacoustics material, got {materials!r}")
+    unknown = [k for k in materials if k not in _SURFACES]
+    if unknown:
+        raise ValueError(f"unknown surface name(s) {unknown} in materials; valid surfaces: {list(_SURFACES)}")
+    looks = tuple(materials.get(k) for k in _SURFACES)
+    for k, cls, look in zip(_SURFACES, classes, looks):
+        if look is not None and look not in _LOOKS[cls]:
+            raise ValueError(
+                f"material {look!r} of the {k} is not one of its class {cls!r}: {list(_LOOKS[cls])}"
+            )
+    return looks
+
+
+def _build_scene(dims: object, surfaces: object, mic: object, source: object, materials: object = None) -> _Scene:
     d = _as_xyz("dims", dims)
     if np.any(d <= 0):
         raise ValueError(f"dims must be positive (L, W, H) in metres, got {tuple(d)}")
-    materials = _check_surfaces(surfaces)
+    materials_ = _check_surfaces(surfaces)
+    looks = _check_looks(materials_, materials)
     m, s = _as_xyz("mic", mic), _as_xyz("source", source)
     for name, p in (("mic", m), ("source", s)):
         # Strictly inside: a camera on a wall plane sees half the image at depth 0.
@@ -120,7 +140,7 @@ def _build_scene(dims: object, surfaces: object, mic: object, source: object) ->
             f"mic and source coincide at {tuple(m)}; the camera sits at the mic and looks at "
             "the source, so they must be at different positions"
         )
-    return _Scene(d, materials, m, s)
+    return _Scene(d, materials_, looks, m, s)
 
 
 def _check_image(width: object, height: object) -> None:
@@ -201,72 +221,125 @@ def _mix(a: np.ndarray, b: tuple[float, float, float], w: np.ndarray) -> np.ndar
 
 
 # --------------------------------------------------------------------------- materials
-# Each texture maps (base colour, u, v, footprint) -> albedo (n, 3).
+# Each texture maps (base colour, u, v, footprint, look) -> albedo (n, 3). ``look`` is the
+# pyroomacoustics material the simulator chose for the surface (mvsd/sim/rooms.py MATERIALS), or
+# None for the class's plain look. Materials of one class differ in absorption as much as classes
+# do (perforated gypsum board absorbs ~0.8 at 1 kHz, plasterboard 0.04; folded fabric 1.0, velvet
+# 0.45), and in a photo they differ too: perforation, fold depth, pile, board size, sheen. So each
+# is drawn with what tells it apart at the picture's scale (a pixel covers 5-20 cm of a wall a few
+# metres away: patterns of that size and the mean shade, not millimetre detail, stay visible).
 
 
-def _tex_plaster(base, u, v, fp):
-    mottle = _value_noise(u, v, 0.35, 1) - 0.5
+def _tex_plaster(base, u, v, fp, look=None):
+    rough = look == "rough_lime_wash"
+    mottle = _value_noise(u, v, 0.6 if rough else 0.35, 1) - 0.5
     trowel = _value_noise(u * 0.5, v * 2.0, 0.12, 2) - 0.5  # elongated trowel marks
-    return _tint(base, 1 + 0.10 * mottle + 0.10 * trowel * _fade(fp, 0.06))
+    f = 1 + (0.28 if rough else 0.10) * mottle + 0.10 * trowel * _fade(fp, 0.06)
+    if look == "gypsum_board":  # perforated acoustic board: 1.2 m squares of holes, plain borders
+        border = np.maximum(_lines(u, 1.2, 0.12, fp), _lines(v, 1.2, 0.12, fp))
+        holes = _dots(u, v, 0.05, 0.013, fp) * (1 - border)
+        joints = np.maximum(_lines(u, 1.2, 0.01, fp), _lines(v, 1.2, 0.01, fp))
+        f = f * (1 - 0.9 * holes) * (1 - 0.4 * joints)
+    return _tint(base, f)
 
 
-def _tex_brick(base, u, v, fp):
+def _tex_brick(base, u, v, fp, look=None):
     course, length = 0.075, 0.225  # 0.065 x 0.215 m bricks + 10 mm mortar
+    spread, mortar_w, mortar_rgb = {
+        "smooth_brickwork_flush_pointing": (0.15, 0.006, (0.55, 0.30, 0.22)),  # flush, tinted joints
+        "brick_wall_rough": (0.7, 0.014, (0.70, 0.68, 0.62)),  # mottled, deep raked joints
+    }.get(look, (0.4, 0.01, (0.78, 0.76, 0.70)))
     row = np.floor(v / course)
     us = u + 0.5 * length * (row % 2)  # running bond: every other course shifted half a brick
-    tint = 1 + (0.4 * _hash2(np.floor(us / length), row, 3) - 0.2) * _fade(fp, length)
-    mortar = np.maximum(_lines(v, course, 0.01, fp), _lines(us, length, 0.01, fp))
-    return _mix(_tint(base, tint), (0.78, 0.76, 0.70), mortar)
+    tint = 1 + (spread * _hash2(np.floor(us / length), row, 3) - spread / 2) * _fade(fp, length)
+    if look == "brick_wall_rough":
+        tint = tint * (0.85 + 0.3 * _value_noise(u, v, 0.5, 19))  # weathered patches
+    mortar = np.maximum(_lines(v, course, mortar_w, fp), _lines(us, length, mortar_w, fp))
+    return _mix(_tint(base, tint), mortar_rgb, mortar)
 
 
-def _tex_concrete(base, u, v, fp):
-    f = 0.9 + 0.2 * _value_noise(u, v, 0.5, 4)
+def _tex_concrete(base, u, v, fp, look=None):
+    if look == "hard_surface":  # sealed, painted: smooth, lighter, no formwork marks
+        return _tint(base, 1.12 + 0.06 * _value_noise(u, v, 0.8, 4))
+    rough = look == "rough_concrete"
+    f = (0.72 if rough else 0.9) + (0.4 if rough else 0.2) * _value_noise(u, v, 0.5, 4)
     f += 0.16 * (_cells(u, v, 0.015, 5) - 0.5) * _fade(fp, 0.015)
     seams = np.maximum(_lines(u, 1.2, 0.01, fp), _lines(v, 0.6, 0.01, fp))  # formwork panels
     ties = _dots(u, v, 0.6, 0.018, fp)  # form-tie holes, one per 0.6 m cell
     return _tint(base, f * (1 - 0.35 * seams) * (1 - 0.7 * ties))
 
 
-def _tex_wood(base, u, v, fp):
-    plank, board = 0.14, 1.2
+def _tex_wood(base, u, v, fp, look=None):
+    # Boards: lining is narrow tongue-and-groove, 16 mm boards are wide planks, thin plywood comes
+    # in 1.2 x 2.4 m sheets with a faint, wide grain.
+    plank, board, grain_amp, shade = {
+        "wooden_lining": (0.09, 2.4, 0.12, 1.1),
+        "plywood_thin": (1.2, 2.4, 0.05, 1.25),
+    }.get(look, (0.14, 1.2, 0.12, 1.0))
     row = np.floor(v / plank)
     us = u + board * _hash2(row, row, 6)  # staggered butt joints
-    tint = 1 + (0.4 * _hash2(np.floor(us / board), row, 7) - 0.2) * _fade(fp, plank)
+    tint = shade + (0.4 * _hash2(np.floor(us / board), row, 7) - 0.2) * _fade(fp, plank)
     # Grain runs along the plank: wavy stripes across v, wobbling slowly along u.
     grain = np.sin(2 * np.pi * (v / 0.035 + 0.6 * _value_noise(us, row, 0.7, 8)))
-    f = tint * (1 + 0.12 * grain * _fade(fp, 0.01))
+    f = tint * (1 + grain_amp * grain * _fade(fp, 0.01))
     joints = np.maximum(_lines(v, plank, 0.008, fp), _lines(us, board, 0.008, fp))
     return _mix(_tint(base, f), (0.20, 0.12, 0.05), joints)
 
 
-def _tex_glass(base, u, v, fp):
+def _tex_glass(base, u, v, fp, look=None):
+    # Panes between mullions: a plain window, a double-glazed unit's deep frames, a large 3 mm
+    # sheet with slim frames.
+    pane_u, pane_v, frame_w = {
+        "double_glazing_30mm": (1.0, 1.2, 0.12),
+        "glass_3mm": (2.0, 2.4, 0.03),
+    }.get(look, (1.0, 1.2, 0.06))
     streak = ((u + 0.6 * v) / 1.6) % 1.0  # diagonal reflection bands of a flat pane
     f = 0.92 + 0.22 * np.exp(-(((streak - 0.5) / 0.1) ** 2))
-    frame = np.maximum(_lines(u, 1.0, 0.06, fp), _lines(v, 1.2, 0.06, fp))  # mullions
+    frame = np.maximum(_lines(u, pane_u, frame_w, fp), _lines(v, pane_v, frame_w, fp))  # mullions
     return _mix(_tint(base, f), (0.22, 0.24, 0.27), frame)
 
 
-def _tex_curtain(base, u, v, fp):
-    phase = 2 * np.pi * u / 0.16 + 1.3 * np.sin(2 * np.pi * u / 0.57)  # irregular vertical folds
-    f = 0.85 + 0.28 * np.cos(phase) * _fade(fp, 0.06)
+def _tex_curtain(base, u, v, fp, look=None):
+    # Folds: velvet hangs in heavy, dark folds; thin cotton in shallow, light ones; folded
+    # (pleated) fabric in deep, tight ones.
+    period, amp, shade = {
+        "curtains_velvet": (0.2, 0.3, 0.75),
+        "curtains_cotton_0.5": (0.35, 0.1, 1.35),
+        "curtains_fabric_folded": (0.1, 0.45, 0.9),
+    }.get(look, (0.16, 0.28, 1.0))
+    phase = 2 * np.pi * u / period + 1.3 * np.sin(2 * np.pi * u / 0.57)  # irregular vertical folds
+    f = shade * (0.85 + amp * np.cos(phase) * _fade(fp, 0.375 * period))
     hem = _lines(v, 1e9, 0.32, fp)  # darker doubled hem just above the floor
     return _tint(base, f * (1 - 0.3 * hem))
 
 
-def _tex_carpet(base, u, v, fp):
-    tufts = _cells(u, v, 0.008, 9) - 0.5
-    heather = _value_noise(u, v, 0.06, 10) - 0.5
-    return _tint(base, 1 + 0.6 * tufts * _fade(fp, 0.008) + 0.35 * heather * _fade(fp, 0.06))
+def _tex_carpet(base, u, v, fp, look=None):
+    # Pile: tufted loops read as coarse tufts, a soft cut pile as an even surface, a hairy shag
+    # as long blotches of light and shade.
+    cell, tuft_amp, heather_cell, heather_amp, shade = {
+        "carpet_tufted_9.5mm": (0.02, 0.6, 0.06, 0.35, 1.0),
+        "carpet_soft_10mm": (0.006, 0.3, 0.06, 0.1, 1.15),
+        "carpet_hairy": (0.01, 0.6, 0.15, 0.8, 0.85),
+    }.get(look, (0.008, 0.6, 0.06, 0.35, 1.0))
+    tufts = _cells(u, v, cell, 9) - 0.5
+    heather = _value_noise(u, v, heather_cell, 10) - 0.5
+    return _tint(base, shade * (1 + tuft_amp * tufts * _fade(fp, cell) + heather_amp * heather * _fade(fp, heather_cell)))
 
 
-def _tex_tile(base, u, v, fp):
+def _tex_tile(base, u, v, fp, look=None):
     size = 0.5
     tint = 1 + (0.12 * _cells(u, v, size, 11) - 0.06) * _fade(fp, size)
     grout = np.maximum(_lines(u, size, 0.014, fp), _lines(v, size, 0.014, fp))
     return _mix(_tint(base, tint), (0.42, 0.43, 0.42), grout)
 
 
-def _tex_marble(base, u, v, fp):
+def _tex_marble(base, u, v, fp, look=None):
+    if look == "limestone_wall":  # dressed blocks, warm and speckled, no veins
+        row = np.floor(v / 0.3)
+        us = u + 0.3 * (row % 2)
+        f = 0.95 + 0.1 * _hash2(np.floor(us / 0.6), row, 20) + 0.08 * (_value_noise(u, v, 0.08, 21) - 0.5)
+        joints = np.maximum(_lines(v, 0.3, 0.008, fp), _lines(us, 0.6, 0.008, fp))
+        return _mix(_tint(base * np.array([1.0, 0.97, 0.88]), f), (0.62, 0.60, 0.55), joints)
     turb = _value_noise(u, v, 0.45, 12) + 0.5 * _value_noise(u, v, 0.17, 13)
     s = np.sin(2 * np.pi * (0.7 * u + 0.4 * v) + 7.0 * turb)
     vein = np.clip(1 - np.abs(s) / 0.15, 0.0, 1.0) * _fade(fp, 0.04)
@@ -275,7 +348,7 @@ def _tex_marble(base, u, v, fp):
     return _mix(col, (0.55, 0.55, 0.58), slabs)
 
 
-def _tex_linoleum(base, u, v, fp):
+def _tex_linoleum(base, u, v, fp, look=None):
     marbling = _value_noise(u * 0.35, v, 0.03, 14) - 0.5  # streaky marmoleum mottle
     broad = _value_noise(u, v, 0.3, 15) - 0.5
     f = 1 + 0.3 * marbling * _fade(fp, 0.03) + 0.1 * broad
@@ -283,21 +356,37 @@ def _tex_linoleum(base, u, v, fp):
     return _tint(base, f * (1 - 0.5 * seams))
 
 
-def _tex_acoustic_panel(base, u, v, fp):
+def _tex_acoustic_panel(base, u, v, fp, look=None):
+    gaps_rgb = (0.08, 0.09, 0.11)
+    if look == "panel_fabric_covered_8pcf":  # fabric-wrapped 1.2 m panels, soft and even
+        f = 1.1 + 0.06 * (_value_noise(u, v, 0.3, 16) - 0.5)
+        gaps = np.maximum(_lines(u, 1.2, 0.03, fp), _lines(v, 1.2, 0.03, fp))
+        return _mix(_tint(base, f), gaps_rgb, gaps)
+    if look == "rockwool_50mm_80kgm3":  # bare mineral wool slabs: fibrous, mottled, lighter
+        f = 1.25 + 0.3 * (_value_noise(u, v, 0.05, 22) - 0.5) + 0.15 * (_value_noise(u, v, 0.25, 23) - 0.5)
+        gaps = np.maximum(_lines(u, 0.6, 0.01, fp), _lines(v, 1.2, 0.01, fp))
+        return _mix(_tint(base, f), gaps_rgb, gaps)
     f = 1 + 0.06 * (_cells(u, v, 0.6, 16) - 0.5) * _fade(fp, 0.6)
     holes = _dots(u, v, 0.06, 0.012, fp)  # perforation
     gaps = np.maximum(_lines(u, 0.6, 0.02, fp), _lines(v, 0.6, 0.02, fp))  # 0.6 m panels
-    return _mix(_tint(base, f * (1 - 0.75 * holes)), (0.08, 0.09, 0.11), gaps)
+    return _mix(_tint(base, f * (1 - 0.75 * holes)), gaps_rgb, gaps)
 
 
-def _tex_acoustic_ceiling(base, u, v, fp):
+def _tex_acoustic_ceiling(base, u, v, fp, look=None):
+    grid_rgb = (0.52, 0.53, 0.55)
+    if look == "ceiling_melamine_foam":  # grey wedge foam: ridges of light and shade, no grid
+        f = 0.8 + 0.2 * np.abs(np.sin(np.pi * u / 0.1)) * _fade(fp, 0.05)
+        return _tint(base * np.array([0.8, 0.8, 0.82]), f)
+    if look == "ceiling_fibre_absorber":  # large smooth glass-fibre boards, bright, wide grid
+        grid = np.maximum(_lines(u, 1.2, 0.04, fp), _lines(v, 0.6, 0.04, fp))
+        return _mix(_tint(base, 1.06 - 0.03 * _cells(u, v, 1.2, 18)), (0.30, 0.31, 0.33), grid)
     fissures = (_cells(u, v, 0.012, 17) > 0.75) * _fade(fp, 0.012)
     tiles = _tint(base, 1 - 0.22 * fissures - 0.04 * _cells(u, v, 0.6, 18))
     grid = np.maximum(_lines(u, 0.6, 0.024, fp), _lines(v, 0.6, 0.024, fp))  # T-bar grid
-    return _mix(tiles, (0.52, 0.53, 0.55), grid)
+    return _mix(tiles, grid_rgb, grid)
 
 
-_Texture = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+_Texture = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, "str | None"], np.ndarray]
 _MATERIALS: dict[str, tuple[np.ndarray, _Texture]] = {
     name: (np.array(rgb), tex)
     for name, rgb, tex in (
@@ -316,6 +405,23 @@ _MATERIALS: dict[str, tuple[np.ndarray, _Texture]] = {
     )
 }
 assert tuple(_MATERIALS) == MATERIAL_CLASSES
+# The pyroomacoustics materials each class is drawn as (mvsd/sim/rooms.py MATERIALS, tested to
+# agree): each has its own look (the textures above), so a picture shows which one a surface is.
+_LOOKS: dict[str, tuple[str, ...]] = {
+    "plaster": ("plasterboard", "gypsum_board", "rough_lime_wash"),
+    "brick": ("brickwork", "smooth_brickwork_flush_pointing", "brick_wall_rough"),
+    "concrete": ("rough_concrete", "unpainted_concrete", "hard_surface"),
+    "wood": ("wooden_lining", "wood_16mm", "plywood_thin"),
+    "glass": ("glass_window", "double_glazing_30mm", "glass_3mm"),
+    "curtain": ("curtains_velvet", "curtains_cotton_0.5", "curtains_fabric_folded"),
+    "carpet": ("carpet_tufted_9.5mm", "carpet_soft_10mm", "carpet_hairy"),
+    "tile": ("ceramic_tiles",),
+    "marble": ("marble_floor", "limestone_wall"),
+    "linoleum": ("linoleum_on_concrete",),
+    "acoustic_panel": ("panel_fabric_covered_8pcf", "rockwool_50mm_80kgm3", "fibre_absorber_2"),
+    "acoustic_ceiling": ("ceiling_fibre_absorber", "ceiling_fissured_tile", "ceiling_melamine_foam"),
+}
+assert tuple(_LOOKS) == MATERIAL_CLASSES
 
 
 # --------------------------------------------------------------------------- ray casting
@@ -402,13 +508,13 @@ def _surface_albedo(scene: _Scene, kind, p, fp) -> np.ndarray:
     albedo = np.empty_like(p)
     albedo[kind >= 6] = _SOURCE_RGB
     to_plane = np.minimum(p, scene.dims - p)
-    for k, material in enumerate(scene.materials):
+    for k, (material, look) in enumerate(zip(scene.materials, scene.looks)):
         idx = np.nonzero(kind == k)[0]
         if idx.size == 0:
             continue
         ua, va = _UV_AXES[k]
         base, texture = _MATERIALS[material]
-        col = texture(base, p[idx, ua], p[idx, va], fp[idx])
+        col = texture(base, p[idx, ua], p[idx, va], fp[idx], look)
         # Distance to the nearest room edge = to the nearest of the other four planes.
         edge = np.minimum(to_plane[idx, ua], to_plane[idx, va])
         corner = (1 - 0.3 * np.exp(-edge / 0.3)) * (1 - 0.65 * _band_cov(edge, 0.015, fp[idx]))
@@ -474,6 +580,7 @@ def render_view(
     height: int = 96,
     fov_deg: float = 90.0,
     tilt_deg: float = 0.0,
+    materials=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Perspective view from the microphone position towards the source.
 
@@ -482,8 +589,11 @@ def render_view(
     (height, width) float32 = Euclidean distance in metres from the camera to the hit point.
     ``fov_deg`` is the horizontal field of view; pixels are square. ``tilt_deg`` pitches the
     camera up from the source (less than half the vertical field of view, so it stays in frame).
+    ``materials``: optional dict surface-name -> the pyroomacoustics material of its class that
+    the acoustics used; each is drawn with its own look (without it, every surface of a class
+    looks alike).
     """
-    scene = _build_scene(dims, surfaces, mic, source)
+    scene = _build_scene(dims, surfaces, mic, source, materials)
     _check_image(width, height)
     if not 0 < float(fov_deg) < 180:
         raise ValueError(f"fov_deg must be in (0, 180), got {fov_deg!r}")
@@ -506,7 +616,7 @@ def render_view(
 
 
 def render_panorama(
-    dims, surfaces, mic, source, width: int = 256, height: int = 128
+    dims, surfaces, mic, source, width: int = 256, height: int = 128, materials=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Equirectangular 360x180 panorama centred on the mic, the source direction at the image
     centre column. Same outputs.
@@ -514,7 +624,7 @@ def render_panorama(
     Rows go from straight up (top) to straight down (bottom), the horizon in the middle; azimuth
     decreases to the right so the image is not mirrored when seen from inside the room.
     """
-    scene = _build_scene(dims, surfaces, mic, source)
+    scene = _build_scene(dims, surfaces, mic, source, materials)
     _check_image(width, height)
     yaw, _ = _yaw_pitch(scene.mic, scene.source)
     az = yaw - (np.arange(width) + 0.5 - width / 2) * (2 * np.pi / width)

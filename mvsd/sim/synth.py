@@ -132,9 +132,17 @@ def plan_samples(params: Params, views: list[rooms.View]) -> dict[tuple[str, str
     return groups
 
 
+# Bumped when the generator's code makes other bytes from the same params (part of the version):
+# 2 = each pyroomacoustics material drawn with its own look, not only its class's.
+GENERATOR = 2
+
+
 def fingerprint(params: Params, speech_dir: str | None) -> str:
-    """Everything that changes the dataset's bytes."""
-    data = {"simrooms": to_dict(params.simrooms), "audio": to_dict(params.audio), "speech_dir": speech_dir}
+    """Everything that changes the dataset's bytes: params and the generator's revision."""
+    data = {
+        "simrooms": to_dict(params.simrooms), "audio": to_dict(params.audio), "speech_dir": speech_dir,
+        "generator": GENERATOR,
+    }  # fmt: skip
     data["simrooms"].pop("workers")
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
@@ -161,7 +169,8 @@ class ViewJob:
         img = s.image
         if img.panorama:
             rgb, depth = render_panorama(
-                view.room.dims, view.room.surfaces, view.mic, view.source, img.pano_width, img.pano_height
+                view.room.dims, view.room.surfaces, view.mic, view.source, img.pano_width, img.pano_height,
+                materials=view.room.materials,
             )
         else:
             rgb, depth = render_view(
@@ -173,6 +182,7 @@ class ViewJob:
                 img.height,
                 img.fov_deg,
                 img.tilt_deg,
+                materials=view.room.materials,
             )
         buf = io.BytesIO()
         np.savez(
