@@ -39,6 +39,7 @@ class ImageConfig:
     panorama: bool = False  # equirectangular 360° view instead of a perspective view
     pano_width: int = 256
     pano_height: int = 128
+    material_looks: bool = False  # draw which material of its class each surface is (not only the class)
 
 
 @dataclass(frozen=True)

@@ -216,3 +216,32 @@ def test_default_plan_mixes_free_form_and_typed_rooms_deterministically():
     assert len(set(seen)) == 10  # all nine types and free-form rooms teach
     fewer = plan_views(load_params(None, ["simrooms.n_rooms_seen=5", "simrooms.n_rooms_unseen=1"]))
     assert fewer == views[: len(fewer)]
+
+
+def test_material_looks_change_the_pictures_only(tiny_dataset, tmp_path):
+    """``simrooms.image.material_looks``: each surface drawn as its own material of its class —
+    other pictures, the same sounds and RIRs, another dataset version. Off (the default), the
+    fingerprint is the one of before the knob existed, so earlier datasets keep their version."""
+    import hashlib
+
+    from mvsd.config import load_params, to_dict
+    from mvsd.sim.synth import fingerprint
+
+    out, params, summary = tiny_dataset
+    looks = synth(tmp_path / "looks", load_params(None, [*TINY_SIMROOMS, "simrooms.image.material_looks=true"]))
+    assert looks.version != summary.version
+    _, plain = _samples(out)
+    _, drawn = _samples(tmp_path / "looks")
+    assert plain.keys() == drawn.keys()
+    changed = 0
+    for key, members in plain.items():
+        for m in ("rir.npy", "clean.flac", "reverb.flac"):
+            if m in members:
+                assert np.array_equal(members[m], drawn[key][m]), (key, m)
+        if "image.jpg" in members:
+            changed += not np.array_equal(members["image.jpg"], drawn[key]["image.jpg"])
+    assert changed > 0
+    before = {"simrooms": to_dict(params.simrooms), "audio": to_dict(params.audio), "speech_dir": None}
+    before["simrooms"].pop("workers")
+    del before["simrooms"]["image"]["material_looks"]
+    assert fingerprint(params, None) == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()

@@ -132,18 +132,12 @@ def plan_samples(params: Params, views: list[rooms.View]) -> dict[tuple[str, str
     return groups
 
 
-# Bumped when the generator's code makes other bytes from the same params (part of the version):
-# 2 = each pyroomacoustics material drawn with its own look, not only its class's.
-GENERATOR = 2
-
-
 def fingerprint(params: Params, speech_dir: str | None) -> str:
-    """Everything that changes the dataset's bytes: params and the generator's revision."""
-    data = {
-        "simrooms": to_dict(params.simrooms), "audio": to_dict(params.audio), "speech_dir": speech_dir,
-        "generator": GENERATOR,
-    }  # fmt: skip
+    """Everything that changes the dataset's bytes."""
+    data = {"simrooms": to_dict(params.simrooms), "audio": to_dict(params.audio), "speech_dir": speech_dir}
     data["simrooms"].pop("workers")
+    if not params.simrooms.image.material_looks:  # off, the bytes (and versions) of before the knob
+        data["simrooms"]["image"].pop("material_looks")
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -167,10 +161,11 @@ class ViewJob:
         s = self.params.simrooms
         rir = rooms.simulate_rir(view, s.rir, seed=_view_seed(s.seed, view.view_id))
         img = s.image
+        looks = view.room.materials if img.material_looks else None
         if img.panorama:
             rgb, depth = render_panorama(
                 view.room.dims, view.room.surfaces, view.mic, view.source, img.pano_width, img.pano_height,
-                materials=view.room.materials,
+                materials=looks,
             )
         else:
             rgb, depth = render_view(
@@ -182,7 +177,7 @@ class ViewJob:
                 img.height,
                 img.fov_deg,
                 img.tilt_deg,
-                materials=view.room.materials,
+                materials=looks,
             )
         buf = io.BytesIO()
         np.savez(
