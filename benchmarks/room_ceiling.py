@@ -159,6 +159,7 @@ def main() -> None:
     walls = [absorption(v["materials"][w]) for v in views.values() for w in WALL_NORMALS
              if v["room_id"] in {s.room_id for s in tr_samples}]
     prior = np.mean(walls, axis=0)
+    readings: dict[str, np.ndarray] = {}  # per-band T60 each predictor reads, per sample
     for name, by_class in (
         ("perfect perception of what the camera sees (not the wall behind it)", False),
         ("... and of material classes, not materials (what the renderer draws)", True),
@@ -172,6 +173,8 @@ def main() -> None:
             seen[:, b] = np.exp(np.stack([t60_design(f, b) for f in te_v]) @ ridge(x, np.log(tr_t60[ok, b])))
         drr_coef = ridge(np.stack([drr_design(f) for f in tr_v]), tr_drr)
         rows[name] = errors(seen, te_t60, np.stack([drr_design(f) for f in te_v]) @ drr_coef, te_drr)
+        readings[name] = seen
+    readings = {"perfect perception": full, **readings}
 
     if args.round:
         from mvsd.converter import Converter
@@ -190,6 +193,14 @@ def main() -> None:
     print("|---|---:|---:|")
     for name, (t, d) in rows.items():
         print(f"| {name} | {t:.2f} | {d:.2f} |")
+    # The split's driest and most reverberant views by their RIR's broadband RT60 (the two rooms
+    # of hear_rooms.py): the mean over bands of the true T60 and of what each predictor reads.
+    rt60 = np.array([s.rt60 for s in te_samples], dtype=float)
+    print("\n| view | RT60 (s) | T60, mean of bands (s) | " + " | ".join(readings) + " |")
+    print("|---|---:|---:|" + "---:|" * len(readings))
+    for label, i in (("driest", int(np.nanargmin(rt60))), ("most reverberant", int(np.nanargmax(rt60)))):
+        cells = " | ".join(f"{float(np.mean(r[i])):.2f}" for r in readings.values())
+        print(f"| {label}: {te_samples[i].meta['view']} | {rt60[i]:.2f} | {np.nanmean(te_t60[i]):.2f} | {cells} |")
     if args.out:
         Path(args.out).write_text(json.dumps({k: {"t60_error": t, "drr_error": d} for k, (t, d) in rows.items()}, indent=2))
 
