@@ -151,6 +151,8 @@ class LoaderParams:
 
 
 PSEUDO_SETS = ("all", "latest")  # train.pseudo_sets
+LR_SCHEDULES = ("constant", "cosine")  # train.lr_schedule
+LOSS_FAMILIES = ("diffusion", "style", "cycle", "room", "envelope", "sisdr")  # train.lambdas keys (mvsd.train.step)
 TAIL_LEVELS = ("flat", "learned")  # flat: 0 dB band levels and early gain; learned: from the room head
 
 
@@ -204,6 +206,8 @@ class ModelConfig:
 class TrainConfig:
     seed: int = 0
     lr: float = 2e-3
+    # constant | cosine: each round's rate falls from lr to 0 along half a cosine over its steps
+    lr_schedule: str = "constant"
     weight_decay: float = 0.0
     ema_decay: float = 0.995
     grad_clip: float = 1.0
@@ -599,6 +603,8 @@ def validate(params: Params) -> Params:
     t, ps = params.train, params.pseudo
     if not 0 <= t.start_fraction <= 1:
         raise ConfigError(f"train.start_fraction must be in [0, 1]; got {t.start_fraction}")
+    if t.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {t.lr_schedule!r}")
     if t.pseudo_sets not in PSEUDO_SETS:
         raise ConfigError(f"train.pseudo_sets must be one of {', '.join(PSEUDO_SETS)}; got {t.pseudo_sets!r}")
     if not 0 <= t.pseudo_fraction < 1:
@@ -611,10 +617,10 @@ def validate(params: Params) -> Params:
         raise ConfigError("train.steps and train.checkpoint_every must be >= 1 and train.workers >= 0")
     if t.segment_seconds * 16_000 < params.model.widths_multiple_frames():
         raise ConfigError("train.segment_seconds is too short for the model")
-    unknown = set(t.lambdas) - {"diffusion", "style", "cycle", "room", "envelope"}
+    unknown = set(t.lambdas) - set(LOSS_FAMILIES)
     if unknown:
         raise ConfigError(
-            f"train.lambdas: unknown loss families {sorted(unknown)}; valid: diffusion, style, cycle, room, envelope"
+            f"train.lambdas: unknown loss families {sorted(unknown)}; valid: {', '.join(LOSS_FAMILIES)}"
         )
     if not 0 < ps.keep_fraction <= 1:
         raise ConfigError(f"pseudo.keep_fraction must be in (0, 1]; got {ps.keep_fraction}")

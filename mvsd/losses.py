@@ -6,6 +6,7 @@ spectrogram; the losses here compare them:
 
 * :func:`diffusion_loss` — MSE of the output against its regression target;
 * :func:`style_loss` — L1 between compressed magnitudes (MVSD's "style" loss);
+* :func:`sisdr_loss` — minus the scale-invariant SDR of waveforms (the dereverberator's metric);
 * :func:`envelope_loss` — L1 between the time-frequency energy envelopes (dB) of the physical
   first estimate and the target over whole clips: teaches the room head where no RIR is known;
 * :func:`mvsd.models.room.room_loss` — parameter and decay-curve losses where the RIR is known.
@@ -27,6 +28,17 @@ def diffusion_loss(out: dict) -> torch.Tensor:
 def style_loss(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """L1 between compressed magnitude spectrograms (MVSD's "style" loss)."""
     return F.l1_loss(magnitude(estimate), magnitude(target))
+
+
+def sisdr_loss(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``-SI-SDR / 10`` (dB / 10), averaged over the batch, of waveforms ``(B, T)``: the
+    evaluation's scale-invariant SDR (:func:`mvsd.eval.metrics.si_sdr`, without its delay search),
+    differentiable. A clip whose target is silent counts as 0 dB rather than NaN."""
+    e = estimate - estimate.mean(-1, keepdim=True)
+    r = target - target.mean(-1, keepdim=True)
+    s = (e * r).sum(-1, keepdim=True) / (r.pow(2).sum(-1, keepdim=True) + 1e-8) * r
+    ratio = (s.pow(2).sum(-1) + 1e-8) / ((e - s).pow(2).sum(-1) + 1e-8)
+    return -(10.0 * torch.log10(ratio)).mean() / 10.0
 
 
 def magnitude(spec: torch.Tensor) -> torch.Tensor:

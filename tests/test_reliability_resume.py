@@ -21,9 +21,10 @@ def dataset(tmp_path_factory):
     return out
 
 
-def train(dataset, ck, tmp_path, fault_step=None):
+def train(dataset, ck, tmp_path, fault_step=None, schedule="constant"):
     overrides = [*TINY_TRAIN, "train.steps=6", "train.checkpoint_every=2", "train.workers=0",
-                 "train.threads_per_worker=1", f"train.storage_path={tmp_path / 'ray'}"]  # fmt: skip
+                 "train.threads_per_worker=1", f"train.storage_path={tmp_path / 'ray'}",
+                 f"train.lr_schedule={schedule}"]  # fmt: skip
     code = (
         "from mvsd.config import load_params; from mvsd.train.distributed import fit_round; "
         f"fit_round(load_params(None, {overrides!r}), {{'paired': {str(dataset)!r}}}, {str(ck)!r}, 't', 0)"
@@ -34,13 +35,15 @@ def train(dataset, ck, tmp_path, fault_step=None):
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_killed_and_resumed_round_equals_an_uninterrupted_one(dataset, tmp_path):
-    whole = train(dataset, tmp_path / "a", tmp_path / "ra")
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])  # cosine: the rate depends on the step
+def test_killed_and_resumed_round_equals_an_uninterrupted_one(dataset, tmp_path, schedule):
+    whole = train(dataset, tmp_path / "a", tmp_path / "ra", schedule=schedule)
     assert whole.returncode == 0, whole.stderr[-3000:]
-    died = train(dataset, tmp_path / "b", tmp_path / "rb", fault_step=3)  # dies after step 3 (checkpoint: 2)
+    # dies after step 3 (checkpoint: 2)
+    died = train(dataset, tmp_path / "b", tmp_path / "rb", fault_step=3, schedule=schedule)
     assert died.returncode != 0
     assert list((tmp_path / "b" / "t").glob("round-0-state-*.fault-injected"))
-    again = train(dataset, tmp_path / "b", tmp_path / "rb", fault_step=3)  # resumes from step 2
+    again = train(dataset, tmp_path / "b", tmp_path / "rb", fault_step=3, schedule=schedule)  # resumes from step 2
     assert again.returncode == 0, again.stderr[-3000:]
     for name in ("reverb.safetensors", "dereverb.safetensors"):
         a = load_file(tmp_path / "a" / "t" / "round-0" / name)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mvsd.config import load_params
-from mvsd.train.state import TrainState
+from mvsd.train.state import TrainState, apply_schedule, lr_factor, set_room_lr
 from mvsd.train.step import compute_losses, loss_family, train_step
 
 N = 2560  # 0.16 s: tiny and fast
@@ -132,3 +132,79 @@ def test_state_dict_round_trip(params):
     for d in ("reverb", "dereverb"):
         for x, y in zip(a.converters[d].ema.state_dict().values(), b.converters[d].ema.state_dict().values()):
             assert torch.equal(x, y)
+
+
+def test_lr_factor_constant_and_cosine_known_values(params):
+    const = dataclasses.replace(params.train, steps=100, lr_schedule="constant")
+    assert [lr_factor(const, s) for s in (0, 50, 99, 100)] == [1.0, 1.0, 1.0, 1.0]
+    cos = dataclasses.replace(params.train, steps=100, lr_schedule="cosine")
+    assert lr_factor(cos, 0) == 1.0
+    assert lr_factor(cos, 50) == pytest.approx(0.5, abs=1e-12)
+    assert lr_factor(cos, 25) == pytest.approx((1 + math.sqrt(0.5)) / 2, abs=1e-12)
+    assert lr_factor(cos, 99) == pytest.approx((1 - math.cos(math.pi / 100)) / 2, abs=1e-12)
+    assert lr_factor(cos, 100) == pytest.approx(0.0, abs=1e-12)
+    rates = [lr_factor(cos, s) for s in range(101)]
+    assert all(a > b for a, b in zip(rates, rates[1:]))  # strictly falling
+
+
+def test_schedule_scales_each_group_from_its_own_base_rate(params):
+    t = dataclasses.replace(params.train, steps=10, lr_schedule="cosine", lr=1e-3, room_lr_scale=0.1)
+    state = TrainState.new(params.model, t)
+    opt = state.optimizers["reverb"]
+    for step in (0, 5, 0):  # back to step 0: the rates are a function of the step alone
+        apply_schedule(opt, t, step)
+        f = lr_factor(t, step)
+        assert opt.param_groups[0]["lr"] == pytest.approx(1e-3 * f)
+        assert opt.param_groups[1]["lr"] == pytest.approx(1e-4 * f)
+    set_room_lr(opt, 2e-3)  # a head without known RIRs learns at the full rate, scheduled too
+    apply_schedule(opt, t, 5)
+    assert opt.param_groups[1]["lr"] == pytest.approx(1e-3)
+    # an optimizer restored from a checkpoint written before the schedule existed (no base_lr)
+    for g in opt.param_groups:
+        del g["base_lr"]
+        g["lr"] = 1e-3
+    apply_schedule(opt, t, 5)
+    assert opt.param_groups[0]["lr"] == pytest.approx(5e-4)
+    apply_schedule(opt, t, 0)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3)  # from its base, not from the last rate
+
+
+def test_unknown_lr_schedule_is_refused():
+    from mvsd.config import ConfigError
+
+    assert load_params(None, ["train.lr_schedule=cosine"]).train.lr_schedule == "cosine"
+    with pytest.raises(ConfigError, match="train.lr_schedule must be one of constant, cosine; got 'linear'"):
+        load_params(None, ["train.lr_schedule=linear"])
+
+
+def test_sisdr_loss_matches_a_known_ratio_and_the_evaluation_metric():
+    from mvsd.eval.metrics import si_sdr
+    from mvsd.losses import sisdr_loss
+
+    g = torch.Generator().manual_seed(3)
+    r = torch.randn(2, 4000, generator=g, dtype=torch.float64)
+    r -= r.mean(-1, keepdim=True)
+    q = torch.randn(2, 4000, generator=g, dtype=torch.float64)
+    q -= q.mean(-1, keepdim=True)
+    q -= (q * r).sum(-1, keepdim=True) / (r * r).sum(-1, keepdim=True) * r  # orthogonal to r
+    q *= (r.norm(dim=-1) / q.norm(dim=-1))[:, None]  # as loud as r
+    est = 0.7 * r + 0.07 * q  # a scaled target plus an orthogonal error 20 dB below it
+    torch.testing.assert_close(sisdr_loss(est, r), torch.tensor(-2.0, dtype=torch.float64))
+    noisy = r + 0.5 * torch.randn(2, 4000, generator=g, dtype=torch.float64)
+    want = -sum(si_sdr(r[i].numpy(), noisy[i].numpy()) for i in range(2)) / 2 / 10
+    assert float(sisdr_loss(noisy, r)) == pytest.approx(want, abs=1e-6)
+    silent = torch.zeros(1, 4000, requires_grad=True)
+    loss = sisdr_loss(silent, torch.zeros(1, 4000))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(silent.grad).all()
+
+
+def test_sisdr_term_only_when_weighted(params):
+    state = TrainState.new(params.model, params.train)
+    off = compute_losses(state, batch(["paired"] * 2), params.train, torch.Generator().manual_seed(0))
+    assert not any(k.endswith("/sisdr") for k in off)
+    cfg = dataclasses.replace(params.train, lambdas={**params.train.lambdas, "sisdr": 0.5})
+    on = compute_losses(state, batch(["paired"] * 2), cfg, torch.Generator().manual_seed(0))
+    assert "dereverb/sisdr" in on and "reverb/sisdr" not in on
+    assert torch.isfinite(on["dereverb/sisdr"])
+    torch.testing.assert_close(on["total"] - off["total"], 0.5 * on["dereverb/sisdr"])

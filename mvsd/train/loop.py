@@ -32,7 +32,7 @@ from mvsd.errors import MvsdError, raise_if_terminated
 from mvsd.progress import progress_bar
 from mvsd.train.losslog import LossLog
 from mvsd.train.room import freeze_rooms, pretrain_rooms, rirs_known
-from mvsd.train.state import DIRECTIONS, TrainState, set_room_lr, unwrap
+from mvsd.train.state import DIRECTIONS, TrainState, apply_schedule, set_room_lr, unwrap
 from mvsd.train.step import train_step
 
 STATE_FILE = "state.pt"
@@ -198,6 +198,8 @@ def train_loop_per_worker(config: dict) -> None:
             before = state.skipped_steps
             batch = next(batches)
             state.batches_used += 1
+            for opt in state.optimizers.values():
+                apply_schedule(opt, t, state.step)
             with autocast:
                 terms = train_step(state, batch, t, gen)
             state.rng = gen.get_state()

@@ -7,6 +7,7 @@ from the file alone.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -81,13 +82,32 @@ def make_optimizer(net: torch.nn.Module, train: TrainConfig) -> torch.optim.Opti
         {"params": [p for p in net.parameters() if id(p) not in slow], "lr": train.lr},
         {"params": [p for p in net.parameters() if id(p) in slow], "lr": train.lr * train.room_lr_scale},
     ]
+    for g in groups:
+        g["base_lr"] = g["lr"]  # what :func:`apply_schedule` scales
     assert len(groups) == ROOM_GROUP + 1
     return torch.optim.AdamW(groups, lr=train.lr, weight_decay=train.weight_decay, betas=(0.9, 0.99))
 
 
 def set_room_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """The learning rate of the visual encoder and room head in an optimizer of :func:`make_optimizer`."""
-    optimizer.param_groups[ROOM_GROUP]["lr"] = lr
+    optimizer.param_groups[ROOM_GROUP]["lr"] = optimizer.param_groups[ROOM_GROUP]["base_lr"] = lr
+
+
+def lr_factor(train: TrainConfig, step: int) -> float:
+    """The learning rate of step ``step`` (0-based) of a round, as a fraction of ``train.lr``:
+    1 throughout (``constant``), or half a cosine from 1 at step 0 to 0 after the last step
+    (``cosine``; its last step learns at ``(1 - cos(pi / steps)) / 2``, not 0)."""
+    if train.lr_schedule == "constant" or train.steps <= 0:
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, train.steps) / train.steps))
+
+
+def apply_schedule(optimizer: torch.optim.Optimizer, train: TrainConfig, step: int) -> None:
+    """Every parameter group's rate for ``step``: its base rate x :func:`lr_factor`. A function of
+    the step alone, so a resumed round learns at the rates of an uninterrupted one."""
+    f = lr_factor(train, step)
+    for g in optimizer.param_groups:
+        g["lr"] = g.setdefault("base_lr", g["lr"]) * f  # setdefault: optimizers of older checkpoints
 
 
 def unwrap(net: torch.nn.Module) -> torch.nn.Module:

@@ -9,6 +9,8 @@ image suggests (:mod:`mvsd.models.room`), then its flow learns to refine that es
   made), D (room -> dry) on ``paired`` and ``pseudo_reverb`` samples (whose room side R made);
 * ``reverb/style``, ``dereverb/style`` — L1 between the one-step refined magnitudes and the
   target's (MVSD's style loss);
+* ``dereverb/sisdr`` — minus the SI-SDR (dB / 10) of D's one-step refined waveform against the
+  dry crop, off by default (``train.lambdas.sisdr: 0``; BENCHMARKS.md);
 * ``reverb/room``, ``dereverb/room`` — each room head against the room of a known RIR (per-band
   T60, DRR, band decay curves; :func:`mvsd.models.room.room_loss`);
 * ``reverb/envelope``, ``dereverb/envelope`` — the physical estimate against the target's energy
@@ -34,7 +36,7 @@ import torch
 from mvsd.audio_io import SAMPLE_RATE
 from mvsd.config import TrainConfig
 from mvsd.images import augment
-from mvsd.losses import diffusion_loss, envelope_loss, style_loss
+from mvsd.losses import diffusion_loss, envelope_loss, sisdr_loss, style_loss
 from mvsd.models.room import rir_from_room, room_loss, room_targets
 from mvsd.train.state import TrainState, unwrap
 
@@ -85,6 +87,9 @@ def compute_losses(
         out = conv.net(conv.process, wave[src][m], wave[tgt][m], image[m], crop, gen, cfg.start_fraction)
         terms[f"{name}/diffusion"] = diffusion_loss(out)
         terms[f"{name}/style"] = style_loss(out["refined"], out["target"])
+        if name == "dereverb" and cfg.lambdas.get("sisdr", 0) > 0:
+            off, n = crop
+            terms["dereverb/sisdr"] = sisdr_loss(conv.stft.inverse(out["refined"], n), wave[tgt][m][:, off : off + n])
         known = has_rir[m]
         # a frozen room head (pre-trained, train.room_lr_scale 0) learns nothing from these terms
         learns_room = any(p.requires_grad for p in unwrap(conv.net).room.parameters())
