@@ -214,3 +214,23 @@ def test_band_masks_are_made_once_and_handed_out_as_copies():
     b = ac.band_masks(4096, dtype=torch.float64)
     assert torch.allclose(b.sum(0), torch.ones(2049, dtype=torch.float64))
     assert ac.band_masks(4096).dtype == torch.float32
+
+
+def test_dereverb_estimate_undoes_the_direct_sound_lag_of_the_reverberator():
+    """R's RIRs put the direct sound at DIRECT_INDEX (the reverberant speech lags by 2.5 ms); D's
+    estimate advances by as much, so dry -> R's estimate -> D's estimate lines up with the dry."""
+    g = torch.Generator().manual_seed(1)
+    dry = torch.zeros(1, FS)
+    dry[0, 4000:8000] = torch.randn(4000, generator=g)
+    room = Room(torch.full((1, 6), 0.05), torch.tensor([30.0]), torch.zeros(1, 6), torch.zeros(1))
+    wet, rir = reverb_estimate(dry, room, 3.0, g)
+    assert int(rir[0].abs().argmax()) == ac.DIRECT_INDEX
+    back = dereverb_estimate(wet, room, StftConfig())
+    assert back.shape == dry.shape
+
+    def lag(a, b):  # the shift of b that best matches a
+        c = [float((a[0, 100:-100] * torch.roll(b, -k)[0, 100:-100]).sum()) for k in range(-60, 61)]
+        return int(np.argmax(np.abs(c))) - 60
+
+    assert lag(dry, wet) == ac.DIRECT_INDEX
+    assert lag(dry, back) == 0

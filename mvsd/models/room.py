@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mvsd import acoustics as ac
@@ -94,13 +95,20 @@ def reverb_estimate(
 
 
 def dereverb_estimate(wet: torch.Tensor, room: Room, stft: StftConfig) -> torch.Tensor:
-    """``(B, T)``: late reverberation suppressed with the room's per-band T60, at the input's RMS."""
+    """``(B, T)``: late reverberation suppressed with the room's per-band T60, at the input's RMS,
+    and advanced by :data:`~mvsd.acoustics.DIRECT_INDEX` samples (zero-filled at the end).
+
+    The advance undoes the convention R follows (its RIRs, like aligned SimRooms RIRs, put the
+    direct sound at ``DIRECT_INDEX``: reverberant speech lags the dry speech by 2.5 ms). Without
+    it, D's flow had to shift its output by 40 samples itself: a phase rotation that grows with
+    frequency, which a U-Net's frequency-shared convolutions make badly (BENCHMARKS.md)."""
     window = torch.hann_window(stft.n_fft, device=wet.device, dtype=wet.dtype)
     z = torch.stft(wet, stft.n_fft, stft.hop, window=window, center=True, return_complex=True)
     interp = ac.band_interpolation(stft.freq_bins).to(wet.device)
     t60_bins = torch.exp(torch.log(room.t60) @ interp.T)  # (B, F)
     gain = ac.lebart_gain(z.real**2 + z.imag**2, t60_bins, stft.hop / SAMPLE_RATE)
     y = torch.istft(z * gain, stft.n_fft, stft.hop, window=window, center=True, length=wet.shape[-1])
+    y = F.pad(y[:, ac.DIRECT_INDEX :], (0, min(ac.DIRECT_INDEX, y.shape[-1])))
     return match_rms(y, wet)
 
 
