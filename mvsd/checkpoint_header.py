@@ -35,6 +35,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "max_batch": (1, 4096),
     "image_size.*": (8, 4096),
     "rir_seconds": (1e-3, 30),
+    "estimate_advance": (0, 16384),
     "sample_rate": (1000, 384_000),
     "rms_db": (-80, 0),
     "widths.unet_channels.*": (1, MAX_WIDTH),

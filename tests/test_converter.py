@@ -183,3 +183,30 @@ def test_a_checkpoint_from_before_tail_levels_loads_as_learned(conv):
     assert spec_from_plain(plain).tail_levels == "learned"
     with pytest.raises(CheckpointError, match="tail_levels"):
         spec_from_plain({**plain, "tail_levels": "loud"})
+
+
+def test_dereverberators_advance_their_estimate_and_older_checkpoints_do_not(model_cfg, tmp_path):
+    from mvsd.acoustics import DIRECT_INDEX
+    from mvsd.converter import _to_plain, spec_from_plain
+
+    d = Converter.new("dereverb", model_cfg, seed=0)
+    assert d.spec.estimate_advance == DIRECT_INDEX and d.net.estimate_advance == DIRECT_INDEX
+    assert Converter.new("reverb", model_cfg, seed=0).spec.estimate_advance == 0
+    d.save(tmp_path / "d.safetensors")
+    assert Converter.from_checkpoint(tmp_path / "d.safetensors").net.estimate_advance == DIRECT_INDEX
+    plain = _to_plain(d.spec)
+    del plain["estimate_advance"]  # what checkpoints written before the field hold
+    assert spec_from_plain(plain).estimate_advance == 0
+    with pytest.raises(CheckpointError, match="estimate_advance"):
+        spec_from_plain({**plain, "estimate_advance": -3})
+    # the estimate itself: an old D's first estimate lags a new one's by DIRECT_INDEX samples
+    old = Converter.from_checkpoint(tmp_path / "d.safetensors")
+    old.net.estimate_advance = 0
+    x = torch.from_numpy(speechish(0.5))[None]
+    with torch.no_grad():
+        room = d.net.room(d.net.encode_image(torch.rand(1, 3, *model_cfg.image_size))[0])
+    new_est, old_est = d.net.first_estimate(x, room), old.net.first_estimate(x, room)
+    a, b = new_est[:, :-DIRECT_INDEX], old_est[:, DIRECT_INDEX:]
+    scale = float((a * b).sum() / (b * b).sum())  # both are levelled to the input's RMS
+    assert scale == pytest.approx(1.0, abs=0.02)
+    torch.testing.assert_close(a, scale * b, atol=1e-6, rtol=1e-4)

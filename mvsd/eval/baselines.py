@@ -555,14 +555,14 @@ def blind_t60(x: np.ndarray) -> float:
 def lebart(wet: np.ndarray, t60: np.ndarray) -> np.ndarray:
     """Late reverberation of ``wet (T,)`` suppressed with per-band ``t60 (6,)`` seconds: the
     dereverberator's first estimate, :func:`mvsd.models.room.dereverb_estimate` (Lebart/Habets
-    gain on the default STFT), in numpy."""
+    gain on the default STFT, not advanced: the evaluation aligns delays), in numpy."""
     from mvsd.audio import StftConfig
     from mvsd.models.room import Room, dereverb_estimate
 
     k = len(ac.BANDS)
     t = torch.as_tensor(np.clip(np.asarray(t60, dtype=np.float32), *ac.T60_RANGE)).reshape(1, k)
     room = Room(t, torch.zeros(1), torch.zeros(1, k), torch.zeros(1))
-    y = dereverb_estimate(torch.from_numpy(np.asarray(wet, dtype=np.float32))[None], room, StftConfig())
+    y = dereverb_estimate(torch.from_numpy(np.asarray(wet, dtype=np.float32))[None], room, StftConfig(), advance=0)
     return y[0].numpy()
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from mvsd import rng
+from mvsd.acoustics import DIRECT_INDEX
 from mvsd.audio import Spectrogram, StftConfig
 from mvsd.config import ModelConfig, SizeConfig
 from mvsd.models.room import Room, RoomHead, dereverb_estimate, reverb_estimate
@@ -42,6 +43,9 @@ class ConverterSpec:
     stft: StftConfig = StftConfig()
     rir_seconds: float = 3.0  # longest synthesised RIR (R's first estimate)
     tail_levels: str = "learned"  # learned | flat (0 dB band levels and early gain); "learned" for checkpoints older than the field
+    # D's first estimate advanced by this many samples: DIRECT_INDEX, the lag of R's RIRs
+    # (mvsd.models.room.dereverb_estimate); 0 for checkpoints older than the field, trained without
+    estimate_advance: int = 0
     # Conventions the weights rely on, stored so that inference never repeats them in code:
     sample_rate: int = 16000
     rms_db: float = -25.0  # level of the audio the converter was trained on
@@ -67,6 +71,7 @@ class ConverterSpec:
             use_depth=m.use_depth,
             rir_seconds=m.rir_seconds,
             tail_levels=m.tail_levels,
+            estimate_advance=DIRECT_INDEX if direction == "dereverb" else 0,
         )
 
 
@@ -88,6 +93,7 @@ class MVSDNet(nn.Module):
         self.stft = spec.stft
         self.spectrogram = Spectrogram(spec.stft)
         self.rir_seconds = spec.rir_seconds
+        self.estimate_advance = spec.estimate_advance
 
     def encode_image(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, 3 or 4, H, W)`` -> ``(embedding (B, E), tokens (B, M, D))``."""
@@ -100,7 +106,7 @@ class MVSDNet(nn.Module):
         convolution with the room's RIR (reverb) or late-reverberation suppression (dereverb)."""
         if self.direction == "reverb":
             return reverb_estimate(audio, room, self.rir_seconds, generator)[0]
-        return dereverb_estimate(audio, room, self.stft)
+        return dereverb_estimate(audio, room, self.stft, self.estimate_advance)
 
     def denoise(
         self,
@@ -138,7 +144,7 @@ class MVSDNet(nn.Module):
         if self.direction == "reverb":
             estimate, rir = reverb_estimate(given, room, self.rir_seconds, generator)
         else:
-            estimate = dereverb_estimate(given, room, self.stft)
+            estimate = dereverb_estimate(given, room, self.stft, self.estimate_advance)
         off, n = crop
         spec = self.spectrogram
         source = spec(

@@ -94,21 +94,25 @@ def reverb_estimate(
     return match_rms(ac.fft_convolve(dry, rir), dry), rir
 
 
-def dereverb_estimate(wet: torch.Tensor, room: Room, stft: StftConfig) -> torch.Tensor:
+def dereverb_estimate(
+    wet: torch.Tensor, room: Room, stft: StftConfig, advance: int = ac.DIRECT_INDEX
+) -> torch.Tensor:
     """``(B, T)``: late reverberation suppressed with the room's per-band T60, at the input's RMS,
-    and advanced by :data:`~mvsd.acoustics.DIRECT_INDEX` samples (zero-filled at the end).
+    and advanced by ``advance`` samples (zero-filled at the end).
 
-    The advance undoes the convention R follows (its RIRs, like aligned SimRooms RIRs, put the
-    direct sound at ``DIRECT_INDEX``: reverberant speech lags the dry speech by 2.5 ms). Without
-    it, D's flow had to shift its output by 40 samples itself: a phase rotation that grows with
-    frequency, which a U-Net's frequency-shared convolutions make badly (BENCHMARKS.md)."""
+    The default advance, :data:`~mvsd.acoustics.DIRECT_INDEX`, undoes the convention R follows (its
+    RIRs, like aligned SimRooms RIRs, put the direct sound there: reverberant speech lags the dry
+    speech by 2.5 ms). Without it D's flow has to shift its output by 40 samples itself: a phase
+    rotation that grows with frequency, which a U-Net's frequency-shared convolutions make badly
+    (BENCHMARKS.md). Converters trained before it store ``estimate_advance: 0``."""
     window = torch.hann_window(stft.n_fft, device=wet.device, dtype=wet.dtype)
     z = torch.stft(wet, stft.n_fft, stft.hop, window=window, center=True, return_complex=True)
     interp = ac.band_interpolation(stft.freq_bins).to(wet.device)
     t60_bins = torch.exp(torch.log(room.t60) @ interp.T)  # (B, F)
     gain = ac.lebart_gain(z.real**2 + z.imag**2, t60_bins, stft.hop / SAMPLE_RATE)
     y = torch.istft(z * gain, stft.n_fft, stft.hop, window=window, center=True, length=wet.shape[-1])
-    y = F.pad(y[:, ac.DIRECT_INDEX :], (0, min(ac.DIRECT_INDEX, y.shape[-1])))
+    if advance:
+        y = F.pad(y[:, advance:], (0, min(advance, y.shape[-1])))
     return match_rms(y, wet)
 
 
