@@ -213,7 +213,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     # Loss weights by family: each converter's diffusion and style losses, and the cycle losses.
     lambdas: dict[str, float] = field(
-        default_factory=lambda: {"diffusion": 1.0, "style": 1.0, "cycle": 0.5, "room": 1.0, "envelope": 1.0}
+        default_factory=lambda: {"diffusion": 1.0, "style": 1.0, "cycle": 0.5, "room": 1.0, "envelope": 1.0, "sisdr": 0.0}
     )
     steps: int = 600  # optimizer steps per round (a resumed run ends at the same count)
     batch_size: int = 4  # samples per worker per step
