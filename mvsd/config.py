@@ -195,6 +195,9 @@ class ModelConfig:
     pretrained_visual: str | None = None  # local ResNet-18 state dict to start the encoder from
     rir_seconds: float = 3.0  # longest RIR the reverberator synthesises (its first estimate)
     tail_levels: str = "flat"  # the synthesised tail's level per band and early gain: TAIL_LEVELS
+    # the dereverberator's first estimate advanced by this many samples (40 = DIRECT_INDEX undoes the
+    # 2.5 ms lag of R's RIRs; better on val at 300 steps, worse at the quality recipe's 800: BENCHMARKS.md)
+    estimate_advance: int = 0
     sizes: dict[str, SizeConfig] = field(default_factory=_default_sizes)
 
     def widths_multiple_frames(self) -> int:
@@ -475,6 +478,7 @@ RANGES: dict[str, tuple[float | None, float | None, str]] = {
     "model.segment_seconds": (0, 60, "(]"),
     "model.max_batch": (1, None, "[)"),
     "model.rir_seconds": (0, 30, "(]"),
+    "model.estimate_advance": (0, 16000, "[]"),
     "model.image_size.*": (8, 4096, "[]"),
     "model.sizes.*.unet_channels.*": (1, 4096, "[]"),
     "model.sizes.*.visual_widths.*": (1, 4096, "[]"),

@@ -185,13 +185,15 @@ def test_a_checkpoint_from_before_tail_levels_loads_as_learned(conv):
         spec_from_plain({**plain, "tail_levels": "loud"})
 
 
-def test_dereverberators_advance_their_estimate_and_older_checkpoints_do_not(model_cfg, tmp_path):
+def test_estimate_advance_is_stored_and_older_checkpoints_load_without(model_cfg, tmp_path):
     from mvsd.acoustics import DIRECT_INDEX
     from mvsd.converter import _to_plain, spec_from_plain
 
-    d = Converter.new("dereverb", model_cfg, seed=0)
+    assert Converter.new("dereverb", model_cfg, seed=0).spec.estimate_advance == 0  # the default
+    cfg = dataclasses.replace(model_cfg, estimate_advance=DIRECT_INDEX)
+    d = Converter.new("dereverb", cfg, seed=0)
     assert d.spec.estimate_advance == DIRECT_INDEX and d.net.estimate_advance == DIRECT_INDEX
-    assert Converter.new("reverb", model_cfg, seed=0).spec.estimate_advance == 0
+    assert Converter.new("reverb", cfg, seed=0).spec.estimate_advance == 0  # D only
     d.save(tmp_path / "d.safetensors")
     assert Converter.from_checkpoint(tmp_path / "d.safetensors").net.estimate_advance == DIRECT_INDEX
     plain = _to_plain(d.spec)
@@ -199,7 +201,7 @@ def test_dereverberators_advance_their_estimate_and_older_checkpoints_do_not(mod
     assert spec_from_plain(plain).estimate_advance == 0
     with pytest.raises(CheckpointError, match="estimate_advance"):
         spec_from_plain({**plain, "estimate_advance": -3})
-    # the estimate itself: an old D's first estimate lags a new one's by DIRECT_INDEX samples
+    # the estimate itself: without the advance it lags by DIRECT_INDEX samples
     old = Converter.from_checkpoint(tmp_path / "d.safetensors")
     old.net.estimate_advance = 0
     x = torch.from_numpy(speechish(0.5))[None]

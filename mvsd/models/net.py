@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from mvsd import rng
-from mvsd.acoustics import DIRECT_INDEX
 from mvsd.audio import Spectrogram, StftConfig
 from mvsd.config import ModelConfig, SizeConfig
 from mvsd.models.room import Room, RoomHead, dereverb_estimate, reverb_estimate
@@ -43,8 +42,8 @@ class ConverterSpec:
     stft: StftConfig = StftConfig()
     rir_seconds: float = 3.0  # longest synthesised RIR (R's first estimate)
     tail_levels: str = "learned"  # learned | flat (0 dB band levels and early gain); "learned" for checkpoints older than the field
-    # D's first estimate advanced by this many samples: DIRECT_INDEX, the lag of R's RIRs
-    # (mvsd.models.room.dereverb_estimate); 0 for checkpoints older than the field, trained without
+    # D's first estimate advanced by this many samples (model.estimate_advance; DIRECT_INDEX would
+    # undo the lag of R's RIRs, mvsd.models.room.dereverb_estimate); 0 for checkpoints older than the field
     estimate_advance: int = 0
     # Conventions the weights rely on, stored so that inference never repeats them in code:
     sample_rate: int = 16000
@@ -71,7 +70,7 @@ class ConverterSpec:
             use_depth=m.use_depth,
             rir_seconds=m.rir_seconds,
             tail_levels=m.tail_levels,
-            estimate_advance=DIRECT_INDEX if direction == "dereverb" else 0,
+            estimate_advance=m.estimate_advance if direction == "dereverb" else 0,
         )
 
 

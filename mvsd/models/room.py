@@ -95,16 +95,16 @@ def reverb_estimate(
 
 
 def dereverb_estimate(
-    wet: torch.Tensor, room: Room, stft: StftConfig, advance: int = ac.DIRECT_INDEX
+    wet: torch.Tensor, room: Room, stft: StftConfig, advance: int = 0
 ) -> torch.Tensor:
     """``(B, T)``: late reverberation suppressed with the room's per-band T60, at the input's RMS,
     and advanced by ``advance`` samples (zero-filled at the end).
 
-    The default advance, :data:`~mvsd.acoustics.DIRECT_INDEX`, undoes the convention R follows (its
-    RIRs, like aligned SimRooms RIRs, put the direct sound there: reverberant speech lags the dry
-    speech by 2.5 ms). Without it D's flow has to shift its output by 40 samples itself: a phase
-    rotation that grows with frequency, which a U-Net's frequency-shared convolutions make badly
-    (BENCHMARKS.md). Converters trained before it store ``estimate_advance: 0``."""
+    ``advance = DIRECT_INDEX`` (``model.estimate_advance: 40``) undoes the convention R follows
+    (its RIRs, like aligned SimRooms RIRs, put the direct sound there: reverberant speech lags the
+    dry speech by 2.5 ms), so that D's flow need not shift its output by 40 samples itself, a phase
+    rotation growing with frequency. It helped D on val after 300 steps and not after 800
+    (BENCHMARKS.md), so converters advance by 0 unless told."""
     window = torch.hann_window(stft.n_fft, device=wet.device, dtype=wet.dtype)
     z = torch.stft(wet, stft.n_fft, stft.hop, window=window, center=True, return_complex=True)
     interp = ac.band_interpolation(stft.freq_bins).to(wet.device)
