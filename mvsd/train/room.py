@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import math
 import time
 
 import torch
@@ -25,7 +24,7 @@ from mvsd.data.loader import RIR_SAMPLES
 from mvsd.images import augment
 from mvsd.models.room import EDC_HOP, Room, RoomTargets, edc_loss, param_loss, rir_from_room, room_targets
 from mvsd.progress import progress_bar
-from mvsd.train.state import TrainState
+from mvsd.train.state import TrainState, cosine_decay
 
 log = logging.getLogger(__name__)
 MAX_SAMPLES = 4000  # images kept in memory (uint8, ~37 kB each at 96 x 128)
@@ -151,7 +150,7 @@ def pretrain_rooms(state: TrainState, params: Params, dataset: str, log_csv: str
             rir = rir_from_room(shape, ac.DIRECT_INDEX + truth.edc.shape[-1] * EDC_HOP, gen)
             loss = loss + edc_loss(rir, truth)
             for g in opt.param_groups:  # cosine decay: the last steps settle instead of jumping
-                g["lr"] = t.lr * 0.5 * (1 + math.cos(math.pi * step / t.room_steps))
+                g["lr"] = t.lr * cosine_decay(step, t.room_steps)
             opt.zero_grad(set_to_none=True)
             if torch.isfinite(loss):
                 loss.backward()

@@ -93,13 +93,18 @@ def set_room_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     optimizer.param_groups[ROOM_GROUP]["lr"] = optimizer.param_groups[ROOM_GROUP]["base_lr"] = lr
 
 
+def cosine_decay(step: int, steps: int) -> float:
+    """Half a cosine from 1 at step 0 to 0 at ``steps`` (held at 0 after)."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / steps))
+
+
 def lr_factor(train: TrainConfig, step: int) -> float:
     """The learning rate of step ``step`` (0-based) of a round, as a fraction of ``train.lr``:
     1 throughout (``constant``), or half a cosine from 1 at step 0 to 0 after the last step
     (``cosine``; its last step learns at ``(1 - cos(pi / steps)) / 2``, not 0)."""
     if train.lr_schedule == "constant" or train.steps <= 0:
         return 1.0
-    return 0.5 * (1.0 + math.cos(math.pi * min(step, train.steps) / train.steps))
+    return cosine_decay(step, train.steps)
 
 
 def apply_schedule(optimizer: torch.optim.Optimizer, train: TrainConfig, step: int) -> None:
