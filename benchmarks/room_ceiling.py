@@ -180,13 +180,28 @@ def main() -> None:
         from mvsd.converter import Converter
 
         conv = Converter.from_checkpoint(Path(args.round) / "reverb.safetensors", expect_direction="reverb")
-        room = conv.describe_room([s.image for s in te_samples], batch=len(te_samples))
-        rows[f"room head of {args.round}"] = errors(
-            room.t60.detach().double().numpy().reshape(len(te_samples), -1),
-            te_t60,
-            room.drr_db.detach().double().numpy().reshape(-1),
-            te_drr,
-        )
+
+        def read(samples):
+            room = conv.describe_room([s.image for s in samples], batch=len(samples))
+            return (room.t60.detach().double().numpy().reshape(len(samples), -1),
+                    room.drr_db.detach().double().numpy().reshape(-1))  # fmt: skip
+
+        head_t60, head_drr = read(te_samples)
+        rows[f"room head of {args.round}"] = errors(head_t60, te_t60, head_drr, te_drr)
+        # Which part of DRR does the head miss? Its own T60 with the *true* volume and distance
+        # (the DRR fit above, refit on the head's training-room readings), and with one of them.
+        tr_head_t60, _ = read(tr_samples)
+        for name, cols in (("volume and distance", [0, 1, 2]), ("distance only", [0, 2, 3]),
+                           ("volume only", [0, 3, 4])):  # fmt: skip
+            def design(f, t60, cols=cols):
+                t = float(np.mean(t60))
+                full = [1.0, 20 * np.log10(0.057 * np.sqrt(f["volume"] / t) / f["dist"]), np.log(f["dist"]),
+                        np.log(t), np.log(f["volume"])]  # fmt: skip
+                return np.array([full[c] for c in cols])
+
+            coef = ridge(np.stack([design(f, t) for f, t in zip(tr_f, tr_head_t60)]), tr_drr)
+            pred = np.stack([design(f, t) for f, t in zip(te_f, head_t60)]) @ coef
+            rows[f"... DRR from its T60 and the true {name}"] = errors(head_t60, te_t60, pred, te_drr)
 
     print(f"{len(tr_samples)} training samples, {len(te_samples)} samples of {args.split}")
     print("| predictor (fit on train rooms) | T60 error (s, mean of bands) | DRR error (dB) |")

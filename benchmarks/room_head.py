@@ -88,10 +88,33 @@ def room_steps(modules, n: int, steps: int, seed: int, batch_loss) -> None:
         opt.step()
 
 
-def train(images, t60, drr, desc, steps: int, aux: float, seed: int, widths=(16, 32, 64, 128)):
+class PhysicalDRR(torch.nn.Module):
+    """Experiment: DRR from the head's own T60 and two learned latents (log volume, log distance)
+    through the diffuse-field formula DRR = a + b * 10 log10(V / (T60 r^2))."""
+
+    def __init__(self, head: RoomHead, embed: int = 256):
+        super().__init__()
+        self.head = head
+        self.geo = torch.nn.Sequential(torch.nn.Linear(embed, 128), torch.nn.SiLU(), torch.nn.Linear(128, 2))
+        self.ab = torch.nn.Parameter(torch.tensor([-10.0, 1.0]))
+
+    def forward(self, emb):
+        room = self.head(emb)
+        g = self.geo(emb)
+        log_v, log_r = 4.0 + 2.0 * g[:, 0], 1.0 * g[:, 1]
+        t = torch.log(room.t60.mean(-1))
+        drr = self.ab[0] + self.ab[1] * (10 / math.log(10)) * (log_v - t - 2 * log_r)
+        room.drr_db = drr.clamp(-25, 25)
+        return room
+
+
+def train(images, t60, drr, desc, steps: int, aux: float, seed: int, widths=(16, 32, 64, 128),
+          variant: str = "plain"):
     torch.manual_seed(seed)
     enc = VisualEncoder(VisualConfig(tuple(widths), 256, 3, SIZE))
     head = RoomHead(256)
+    if variant == "physical":
+        head = PhysicalDRR(head)
     aux_head = torch.nn.Linear(256, desc.shape[1])
     mu, sd = desc.mean(0), desc.std(0) + 1e-6
     d = torch.tensor((desc - mu) / sd)
@@ -99,7 +122,10 @@ def train(images, t60, drr, desc, steps: int, aux: float, seed: int, widths=(16,
 
     def batch_loss(idx, gen):
         emb = enc(augment(images[idx], gen))[0]
-        loss = param_loss(head(emb), targets.index(idx))
+        room = head(emb)
+        loss = param_loss(room, targets.index(idx))
+        if variant == "drr3":
+            loss = loss + 2 * (room.drr_db - targets.drr_db[idx].clamp(-20, 25)).abs().mean() / 10.0
         return loss + aux * (aux_head(emb) - d[idx]).abs().mean() if aux > 0 else loss
 
     room_steps([enc, head, aux_head], len(images), steps, seed, batch_loss)
@@ -115,6 +141,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--widths", default="16,32,64,128", help="the encoder's four stage widths (small: 16,32,64,128)")
+    ap.add_argument("--variant", default="plain", help="plain | drr3 (DRR loss x3) | physical (DRR from T60 + latents)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -133,7 +160,7 @@ def main() -> None:
         for seed in (int(s) for s in args.seeds.split(",")):
             t0 = time.perf_counter()
             enc, head = train(images[tr], t60[tr], drr[tr], desc[held == 0], args.steps, aux, seed,
-                               [int(w) for w in args.widths.split(",")])
+                               [int(w) for w in args.widths.split(",")], args.variant)
             h = errors(enc, head, images[te], t60[te], drr[te])
             t = errors(enc, head, images[tr], t60[tr], drr[tr])
             x = errors(enc, head, *extra[:3]) if extra else (float("nan"), float("nan"))
