@@ -5,24 +5,39 @@ training-time augmentation (:func:`augment`)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from mvsd import rng
 from mvsd.errors import BadInput
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Any image file Pillow reads -> ``(H, W, 3)`` uint8 (grayscale, palette and RGBA converted)."""
+def load_image(source: str | Path | BinaryIO, name: str | None = None) -> np.ndarray:
+    """An image file (a path, or an open binary file named ``name``) as ``(H, W, 3)`` uint8 RGB —
+    the one reader of image files, for ingest and for ``mvsd reverb``/``dereverb`` alike: the
+    camera's EXIF orientation applied (a portrait phone photo stays upright); grayscale, palette,
+    CMYK and RGBA converted; 16/32-bit integer and float images (Pillow modes ``I;16``, ``I``,
+    ``F``: greyscale with a wide range, which Pillow's own RGB conversion clips at 255 and so
+    turns almost white) scaled by their maximum. Anything else is :class:`BadInput` naming it."""
+    name = name or str(source)
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as e:
-        raise BadInput(str(path), f"unreadable image ({type(e).__name__}: {e})") from None
+        with Image.open(source) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("RGB", "RGBA", "L", "LA", "P", "PA", "CMYK", "YCbCr", "1"):
+                return np.asarray(im.convert("RGB"))
+            x = np.asarray(im, dtype=np.float64)  # I, I;16, F: gray with a wide range
+    except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, bombs...
+        raise BadInput(name, f"unreadable image ({type(e).__name__}: {e})") from None
+    if x.ndim != 2 or x.size == 0:
+        raise BadInput(name, f"unreadable image: pixels of shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise BadInput(name, "the image holds NaN or infinite pixel values")
+    grey = np.clip(np.round(x / max(float(x.max()), 1e-12) * 255), 0, 255).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=-1)
 
 
 def resize_pixels(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

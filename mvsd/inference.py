@@ -148,16 +148,12 @@ def check_steps(steps: int | None) -> int | None:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """An image file as ``(H, W, 3)`` uint8, or BadInput for anything Pillow refuses (corrupt,
-    truncated, or over its decompression-bomb limit)."""
+    """An image file as ``(H, W, 3)`` uint8 (:func:`mvsd.images.load_image`, as ingest reads it),
+    or BadInput for anything Pillow refuses (corrupt, truncated, or over its decompression-bomb
+    limit)."""
     from mvsd.images import load_image
 
-    try:
-        return load_image(path)
-    except BadInput:
-        raise
-    except Exception as e:  # PIL's DecompressionBombError is not an OSError
-        raise BadInput(str(path), f"unreadable image ({type(e).__name__}: {e})") from None
+    return load_image(path)
 
 
 def _image_for(speech: Path, plan: ConversionPlan) -> Path:

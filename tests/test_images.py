@@ -3,6 +3,7 @@
 import io
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -62,3 +63,38 @@ def test_augment_keeps_shape_and_range_and_is_seeded():
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert (a - imgs).abs().mean() > 0.01  # it does change the pictures ...
     assert (a - imgs).abs().mean() < 0.3  # ... but they stay the same rooms
+
+
+def test_one_file_reader_for_ingest_and_inference(tmp_path):
+    """A portrait phone photo (EXIF orientation 6) and a 16-bit greyscale PNG read the same by
+    ingest (adapters.read_image) and by mvsd reverb/dereverb (inference.read_image): upright, and
+    not clipped to white."""
+    from mvsd.data.adapters import read_image as ingest_read
+    from mvsd.inference import read_image as infer_read
+
+    a = photo(60, 80)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the camera was turned: display rotated 90 degrees clockwise
+    Image.fromarray(a).save(tmp_path / "phone.jpg", quality=95, exif=exif)
+    for read in (ingest_read, infer_read):
+        img = read(tmp_path / "phone.jpg")
+        assert img.shape == (80, 60, 3)  # upright: portrait
+        assert np.abs(img.astype(float) - np.rot90(a, -1)).mean() < 3  # clockwise, as the tag says
+    grey = np.linspace(0, 40000, 80 * 60).reshape(60, 80).astype(np.uint16)
+    Image.fromarray(grey).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    for read in (ingest_read, infer_read):
+        img = read(tmp_path / "g16.png")
+        assert img.dtype == np.uint8 and img.shape == (60, 80, 3)
+        assert img[0, 0, 0] == 0 and img[-1, -1, 0] == 255  # scaled by the maximum, not clipped
+        assert abs(float(img.mean()) - 127.5) < 2
+
+
+def test_a_broken_image_names_the_file(tmp_path):
+    from mvsd.errors import BadInput
+    from mvsd.images import load_image
+
+    bad = tmp_path / "room.jpg"
+    bad.write_bytes(jpeg(photo(40, 40))[:200])  # truncated
+    with pytest.raises(BadInput, match="room.jpg"):
+        load_image(bad)

@@ -41,7 +41,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
 
 from mvsd.audio_io import (
     AUDIO_EXTENSIONS,
@@ -57,6 +56,7 @@ from mvsd.data.builder import BuildSummary, build_dataset, plan_tasks
 from mvsd.data.safe_pickle import safe_load
 from mvsd.data.sample import SPLITS, Sample
 from mvsd.errors import BadInput, OutputError, printable
+from mvsd.images import load_image
 
 # Bump when an adapter's output for the same inputs changes, so old build state is not resumed.
 ADAPTER_VERSION = 1
@@ -237,18 +237,10 @@ def rgb_from_array(x: Any, name: str) -> np.ndarray:
 
 
 def read_image(path: Path | str) -> np.ndarray:
-    """An image file (path or URL) as ``(H, W, 3)`` uint8 RGB (EXIF rotation applied; 16-bit and
-    float images scaled by their maximum), or BadInput naming the file."""
-    source = io.BytesIO(_fetch(path)) if storage.is_url(path) else path
-    try:
-        with Image.open(source) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("RGB", "RGBA", "L", "LA", "P", "PA", "CMYK", "YCbCr", "1"):
-                return np.asarray(im.convert("RGB"))
-            x = np.asarray(im, dtype=np.float64)  # I, I;16, F: gray with a wide range
-    except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, bombs...
-        raise BadInput(str(path), f"unreadable image ({type(e).__name__}: {e})") from None
-    return rgb_from_array(x / max(float(np.nanmax(x)), 1e-12), str(path))
+    """An image file (path or URL) as ``(H, W, 3)`` uint8 RGB, read by :func:`mvsd.images.load_image`
+    as inference reads it (EXIF rotation applied; 16-bit and float images scaled by their maximum),
+    or BadInput naming the file."""
+    return load_image(io.BytesIO(_fetch(path)) if storage.is_url(path) else path, str(path))
 
 
 def _pair(images: list[str], audios: list[str], pair_id: Callable[[str], str]) -> tuple[list, list]:
