@@ -13,10 +13,10 @@ setup:
 demo: setup
 	@bash scripts/demo.sh
 
-## The quality recipe: the same pipeline with 4x the training steps, as a DVC experiment
+## The quality recipe: the same pipeline with 8x the training steps, as a DVC experiment
 ## (`dvc exp show` compares it with the demo; BENCHMARKS.md, "The quality recipe").
 quality: setup
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc exp run -n quality -S train.steps=800
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc exp run -n quality -S train.steps=1600
 
 ## Issue 14's experiment: mutual learning against paired-only training at 10, 25 and 66 % paired
 ## data, two rounds each (about 100 min on 2 cores; resumable). Writes build/data-efficiency/
