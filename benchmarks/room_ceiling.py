@@ -193,10 +193,8 @@ def main() -> None:
         tr_head_t60, _ = read(tr_samples)
         for name, cols in (("volume and distance", [0, 1, 2]), ("distance only", [0, 2, 3]),
                            ("volume only", [0, 3, 4])):  # fmt: skip
-            def design(f, t60, cols=cols):
-                t = float(np.mean(t60))
-                full = [1.0, 20 * np.log10(0.057 * np.sqrt(f["volume"] / t) / f["dist"]), np.log(f["dist"]),
-                        np.log(t), np.log(f["volume"])]  # fmt: skip
+            def design(f, t60, cols=cols):  # drr_design with the head's T60, then log T60, log volume
+                full = [*drr_design({**f, "eyring": t60}), np.log(np.mean(t60)), np.log(f["volume"])]
                 return np.array([full[c] for c in cols])
 
             coef = ridge(np.stack([design(f, t) for f, t in zip(tr_f, tr_head_t60)]), tr_drr)

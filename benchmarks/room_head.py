@@ -31,6 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from room_ceiling import view_features  # noqa: E402
 
+from mvsd import acoustics as ac  # noqa: E402
 from mvsd.eval.baselines import read_samples  # noqa: E402
 from mvsd.eval.run import true_room  # noqa: E402
 from mvsd.images import augment, resize_pixels  # noqa: E402
@@ -125,7 +126,7 @@ def train(images, t60, drr, desc, steps: int, aux: float, seed: int, widths=(16,
         room = head(emb)
         loss = param_loss(room, targets.index(idx))
         if variant == "drr3":
-            loss = loss + 2 * (room.drr_db - targets.drr_db[idx].clamp(-20, 25)).abs().mean() / 10.0
+            loss = loss + 2 * (room.drr_db - targets.drr_db[idx].clamp(*ac.DRR_RANGE)).abs().mean() / 10.0
         return loss + aux * (aux_head(emb) - d[idx]).abs().mean() if aux > 0 else loss
 
     room_steps([enc, head, aux_head], len(images), steps, seed, batch_loss)

@@ -32,12 +32,26 @@ def load_image(source: str | Path | BinaryIO, name: str | None = None) -> np.nda
             x = np.asarray(im, dtype=np.float64)  # I, I;16, F: gray with a wide range
     except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, bombs...
         raise BadInput(name, f"unreadable image ({type(e).__name__}: {e})") from None
-    if x.ndim != 2 or x.size == 0:
-        raise BadInput(name, f"unreadable image: pixels of shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise BadInput(name, "the image holds NaN or infinite pixel values")
-    grey = np.clip(np.round(x / max(float(x.max()), 1e-12) * 255), 0, 255).astype(np.uint8)
-    return np.repeat(grey[..., None], 3, axis=-1)
+    return rgb_from_array(x / max(float(np.nanmax(x)), 1e-12), name)
+
+
+def rgb_from_array(x: Any, name: str) -> np.ndarray:
+    """``(H, W, 3)`` uint8 from an ``(H, W)``, ``(H, W, 1|3|4)`` array (uint8, or float in [0, 1]
+    or [0, 255]); alpha is dropped, gray is repeated."""
+    x = np.asarray(x)
+    if x.ndim == 3 and x.shape[2] == 1:
+        x = x[..., 0]
+    if x.ndim == 2:
+        x = np.stack([x] * 3, axis=-1)
+    if x.ndim != 3 or x.shape[2] not in (3, 4) or x.dtype.kind not in "fiub" or x.size == 0:
+        raise BadInput(name, f"image must be an (H, W[, 1|3|4]) number array, not {x.shape} {x.dtype}")
+    x = x[..., :3]
+    if x.dtype != np.uint8:
+        x = x.astype(np.float64)
+        if not np.isfinite(x).all():
+            raise BadInput(name, "image contains NaN or Inf")
+        x = np.clip(np.round(x * 255 if x.max() <= 1.0 else x), 0, 255)
+    return np.ascontiguousarray(x, dtype=np.uint8)
 
 
 def resize_pixels(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

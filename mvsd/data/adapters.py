@@ -56,7 +56,7 @@ from mvsd.data.builder import BuildSummary, build_dataset, plan_tasks
 from mvsd.data.safe_pickle import safe_load
 from mvsd.data.sample import SPLITS, Sample
 from mvsd.errors import BadInput, OutputError, printable
-from mvsd.images import load_image
+from mvsd.images import load_image, rgb_from_array
 
 # Bump when an adapter's output for the same inputs changes, so old build state is not resumed.
 ADAPTER_VERSION = 1
@@ -215,25 +215,6 @@ def read_audio(path: Path | str) -> np.ndarray:
     if not np.any(x):
         raise BadInput(str(path), "audio is all zeros")
     return x
-
-
-def rgb_from_array(x: Any, name: str) -> np.ndarray:
-    """``(H, W, 3)`` uint8 from an ``(H, W)``, ``(H, W, 1|3|4)`` array (uint8, or float in [0, 1]
-    or [0, 255]); alpha is dropped, gray is repeated."""
-    x = np.asarray(x)
-    if x.ndim == 3 and x.shape[2] == 1:
-        x = x[..., 0]
-    if x.ndim == 2:
-        x = np.stack([x] * 3, axis=-1)
-    if x.ndim != 3 or x.shape[2] not in (3, 4) or x.dtype.kind not in "fiub" or x.size == 0:
-        raise BadInput(name, f"image must be an (H, W[, 1|3|4]) number array, not {x.shape} {x.dtype}")
-    x = x[..., :3]
-    if x.dtype != np.uint8:
-        x = x.astype(np.float64)
-        if not np.isfinite(x).all():
-            raise BadInput(name, "image contains NaN or Inf")
-        x = np.clip(np.round(x * 255 if x.max() <= 1.0 else x), 0, 255)
-    return np.ascontiguousarray(x, dtype=np.uint8)
 
 
 def read_image(path: Path | str) -> np.ndarray:
