@@ -1,4 +1,4 @@
-"""What would a perfect room reader give the reverberator? Its refinement fed the *true* room.
+"""What would a perfect room reader give the converters? Their refinement fed the *true* room.
 
     .venv/bin/python benchmarks/oracle_room.py --round mvsd/pretrained [--split test_unseen] [--limit 150]
 
@@ -15,6 +15,8 @@ three ways, one flow step each (the default), same seed:
 
 and prints STFT distance, RT60 and DRR error (the evaluation's metric code) with each row's ratio
 to the grey row. A ratio the true room cannot reach is beyond any room head with this refinement.
+The dereverberator runs the same three ways (its first estimate, late-reverberation suppression,
+takes the room's per-band T60), scored by PESQ, ESTOI and SI-SDR against the dry speech.
 """
 
 from __future__ import annotations
@@ -65,43 +67,54 @@ def true_room_fn(t60: np.ndarray, drr: float):
     return fn
 
 
+VAM = ("stft_distance", "rt60_error", "drr_error")
+DEREVERB = ("pesq", "estoi", "si_sdr")
+
+
+def table(title: str, rows: dict[str, list[dict]], metrics: tuple[str, ...], lower: bool) -> None:
+    """Means per row and each row's ratio to (or difference from) the grey row."""
+    means = {name: {m: float(np.nanmean([r[m] for r in rs])) for m in metrics} for name, rs in rows.items()}
+    grey = means["grey image"]
+    rel = "grey ÷ this" if lower else "this − grey"
+    print(f"| {title} | " + " | ".join(metrics) + " | " + " | ".join(f"{rel}: {m}" for m in metrics) + " |")
+    print("|---|" + "---:|" * (2 * len(metrics)))
+    for name, m in means.items():
+        cells = [f"{m[k]:.4f}" for k in metrics]
+        cells += [f"{grey[k] / m[k]:.3f}x" if lower else f"{m[k] - grey[k]:+.3f}" for k in metrics]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--round", required=True, help="a round folder with reverb.safetensors")
+    ap.add_argument(
+        "--round", required=True, help="a round folder with reverb.safetensors and dereverb.safetensors"
+    )
     ap.add_argument("--dataset", default="datasets/simrooms")
     ap.add_argument("--split", default="test_unseen")
     ap.add_argument("--limit", type=int, default=150)
     args = ap.parse_args()
 
-    conv = Converter.from_checkpoint(Path(args.round) / "reverb.safetensors", expect_direction="reverb")
     samples = read_samples(args.dataset, [args.split], limit=args.limit)
     t60, drr = true_room(samples)
-    rows: dict[str, list[dict]] = {"picture": [], "grey image": [], "true room, picture's tokens": []}
-    for i, s in enumerate(samples):
-        outs = {
-            "picture": convert(conv, s.clean, s.image),
-            "grey image": convert(conv, s.clean, GREY),
-            "true room, picture's tokens": convert(conv, s.clean, s.image, true_room_fn(t60[i], drr[i])),
-        }
-        for name, y in outs.items():
-            rows[name].append(score(level(y), reference(s, "vam"), "vam"))
-    grey = {
-        m: np.nanmean([r[m] for r in rows["grey image"]])
-        for m in ("stft_distance", "rt60_error", "drr_error")
-    }
     print(f"{len(samples)} {args.split} samples, round {args.round}, 1 step")
-    print(
-        "| R's room | STFT distance ↓ | RT60 error (s) ↓ | DRR error (dB) ↓ | grey / this: STFT | RT60 | DRR |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, rs in rows.items():
-        m = {k: np.nanmean([r[k] for r in rs]) for k in grey}
-        ci = 1.96 * np.nanstd([r["stft_distance"] for r in rs], ddof=1) / np.sqrt(len(rs))
-        print(
-            f"| {name} | {m['stft_distance']:.4f} ± {ci:.4f} | {m['rt60_error']:.2f} | {m['drr_error']:.2f} "
-            f"| {grey['stft_distance'] / m['stft_distance']:.3f}x | {grey['rt60_error'] / m['rt60_error']:.2f}x "
-            f"| {grey['drr_error'] / m['drr_error']:.2f}x |"
+    for direction, family, metrics, lower in (
+        ("reverb", "vam", VAM, True),
+        ("dereverb", "dereverb", DEREVERB, False),
+    ):
+        conv = Converter.from_checkpoint(
+            Path(args.round) / f"{direction}.safetensors", expect_direction=direction
         )
+        rows: dict[str, list[dict]] = {"picture": [], "grey image": [], "true room, picture's tokens": []}
+        for i, s in enumerate(samples):
+            given = s.clean if direction == "reverb" else s.reverb
+            outs = {
+                "picture": convert(conv, given, s.image),
+                "grey image": convert(conv, given, GREY),
+                "true room, picture's tokens": convert(conv, given, s.image, true_room_fn(t60[i], drr[i])),
+            }
+            for name, y in outs.items():
+                rows[name].append(score(level(y), reference(s, family), family))
+        table(f"{'R' if direction == 'reverb' else 'D'}'s room", rows, metrics, lower)
 
 
 if __name__ == "__main__":
