@@ -53,12 +53,7 @@ def masks(y: torch.Tensor, s: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def oracle_masks(wet: np.ndarray, dry: np.ndarray, n_fft: int, hop: int) -> dict[str, np.ndarray]:
     """The IRM and PSM outputs for one clip (module docstring)."""
-    _, lag = align_delay(wet, dry)  # dry advanced by ``lag`` matches wet; lag <= 0 here
-    shifted = np.zeros_like(dry)
-    if lag <= 0:
-        shifted[-lag:] = dry[: len(dry) + lag]
-    else:
-        shifted[: len(dry) - lag] = dry[lag:]
+    shifted = align_delay(wet, dry)[0]  # the dry speech at the wet clip's timing
     y, s = stft(wet, n_fft, hop), stft(shifted, n_fft, hop)
     # the dry speech at the scale it has inside the wet clip (its direct path's gain)
     gain = float(torch.sum((s.conj() * y).real) / torch.sum(s.abs() ** 2).clamp_min(1e-12))

@@ -32,29 +32,12 @@ from mvsd.converter import Converter
 from mvsd.eval.baselines import level, read_samples, reference
 from mvsd.eval.metrics import score
 from mvsd.eval.run import true_room
-from mvsd.images import prepare_images
 from mvsd.models.room import Room
 
-GREY = np.full((96, 128, 3), 128, dtype=np.uint8)
 
-
-@torch.inference_mode()
-def convert(conv: Converter, dry: np.ndarray, image, room_fn=None, seed: int = 0) -> np.ndarray:
-    """One-step conversion of ``dry`` as :meth:`Converter.convert` does it, with the room the head
-    reads replaced by ``room_fn(room)`` if given."""
-    spec = conv.spec
-    x = torch.from_numpy(np.asarray(dry, dtype=np.float32))[None]
-    x = x * (10 ** (spec.rms_db / 20) / x.pow(2).mean().sqrt().clamp(min=1e-12))
-    images = prepare_images(image, 1, spec.image_size, spec.use_depth)
-    net = conv.inference_net.eval()
-    gen = torch.Generator().manual_seed(seed)
-    embedding, tokens = net.encode_image(images)
-    room = net.room(embedding)
-    if room_fn is not None:
-        room = room_fn(room)
-    estimate = net.first_estimate(x, room, gen)
-    y = conv._refine(net, x, estimate, embedding, tokens, spec.steps, gen, None)
-    return y[0].numpy()
+def convert(conv: Converter, given: np.ndarray, image, room_fn=None) -> np.ndarray:
+    """The converter's default conversion (seed 0), the head's room replaced by ``room_fn(room)``."""
+    return conv.convert_steps(given, image, [conv.spec.steps], room_fn=room_fn)[conv.spec.steps]
 
 
 def true_room_fn(t60: np.ndarray, drr: float):
@@ -109,7 +92,7 @@ def main() -> None:
             given = s.clean if direction == "reverb" else s.reverb
             outs = {
                 "picture": convert(conv, given, s.image),
-                "grey image": convert(conv, given, GREY),
+                "grey image": convert(conv, given, np.full_like(s.image, 128)),  # as mvsd eval --blank-image
                 "true room, picture's tokens": convert(conv, given, s.image, true_room_fn(t60[i], drr[i])),
             }
             for name, y in outs.items():

@@ -158,11 +158,14 @@ class Converter:
         sampler: str | None = None,
         seconds: dict[int, float] | None = None,
         progress: Callable[[float], None] | None = None,
+        room_fn: Callable[[Room], Room] | None = None,
     ) -> dict[int, np.ndarray]:
         """:meth:`convert` at several step counts (quality vs time), ``{steps: output}``: the image
         is encoded and the physical first estimate made once; each output equals what
         ``convert(audio, image, k, seed, sampler)`` returns. ``seconds``, if given, receives what
-        each output would have cost on its own (the shared part plus its refinement)."""
+        each output would have cost on its own (the shared part plus its refinement).
+        ``room_fn``, for analysis: the room the head reads is replaced by ``room_fn(room)`` before
+        the physical estimate (e.g. the true room, ``benchmarks/oracle_room.py``)."""
         t0 = time.perf_counter()
         x, single = _as_batch(audio)
         images = prepare_images(image, x.shape[0], self.spec.image_size, self.spec.use_depth).to(self.device)
@@ -173,7 +176,8 @@ class Converter:
         net = self.inference_net.eval()
         gen = torch.Generator().manual_seed(seed)  # on the CPU (mvsd.rng): a seed gives the same noise on any device
         embedding, tokens = net.encode_image(images)
-        estimate = net.first_estimate(x, net.room(embedding), gen)
+        room = net.room(embedding)
+        estimate = net.first_estimate(x, room_fn(room) if room_fn else room, gen)
         after_estimate = gen.get_state()
         shared = time.perf_counter() - t0
         out = {}
