@@ -226,6 +226,9 @@ class TrainConfig:
     room_lr_scale: float = 0.0  # visual encoder + room head in the main loop: lr x this (0: frozen after pre-training)
     augment: bool = True  # colour, crop and flip augmentation of training images
     start_fraction: float = 0.5  # flow: share of each batch trained at t = 0 (what 1-step sampling uses)
+    # per converter, the spectrogram its flow regresses: own (the target's) | source (the target's
+    # magnitudes with the physical estimate's phase: magnitudes only, as a mask would)
+    target_phase: dict[str, str] = field(default_factory=lambda: {"reverb": "own", "dereverb": "own"})
     pseudo_fraction: float = 0.17  # share of each batch from accepted pseudo-pairs (rounds >= 1)
     # round k's own pseudo-pair sets: all (rounds 0..k-1) | latest (round k-1's only: the same pools
     # converted and scored again by the better converters, the older sets left out)
@@ -519,6 +522,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "shards.executor": ("local", "ray"),
     "evaluate.split": ("val", "test_seen", "test_unseen"),
     "orchestration.eval_split": ("val", "test_seen", "test_unseen"),
+    "train.target_phase.*": ("own", "source"),
 }
 
 
@@ -553,10 +557,10 @@ def check_ranges(params: Params) -> None:
             if not ok:
                 raise ConfigError(f"{key} = {v!r} is out of range; valid: {_interval(lo, hi, bounds)}")
     for dotted, names in CHOICES.items():
-        section, key = dotted.split(".")
-        v = getattr(getattr(params, section), key)
-        if v not in names:
-            raise ConfigError(f"{dotted} = {v!r} is not one of: {', '.join(names)}")
+        section, *keys = dotted.split(".")
+        for key, v in _values(getattr(params, section), keys, section):
+            if v not in names:
+                raise ConfigError(f"{key} = {v!r} is not one of: {', '.join(names)}")
 
 
 def validate(params: Params) -> Params:
@@ -607,6 +611,8 @@ def validate(params: Params) -> Params:
     t, ps = params.train, params.pseudo
     if not 0 <= t.start_fraction <= 1:
         raise ConfigError(f"train.start_fraction must be in [0, 1]; got {t.start_fraction}")
+    if set(t.target_phase) != {"reverb", "dereverb"}:
+        raise ConfigError(f"train.target_phase needs exactly the keys reverb and dereverb; got {sorted(t.target_phase)}")
     if t.lr_schedule not in LR_SCHEDULES:
         raise ConfigError(f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {t.lr_schedule!r}")
     if t.pseudo_sets not in PSEUDO_SETS:

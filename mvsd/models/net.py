@@ -126,6 +126,7 @@ class MVSDNet(nn.Module):
         crop: tuple[int, int],
         generator: torch.Generator | None = None,
         start_fraction: float = 0.0,
+        target_phase: str = "own",
     ) -> dict:
         """One training pass (through ``forward``, so DistributedDataParallel sees it).
 
@@ -133,7 +134,9 @@ class MVSDNet(nn.Module):
         estimate is made from the whole ``given`` (tails longer than the crop), then
         ``crop = (offset, length)`` of estimate, input and target go through the process: times
         ``t`` (``start_fraction`` of them at 0, the 1-step sampler's only time) and noise are drawn,
-        the U-Net predicts the process's regression target. Returns ``room``, ``rir`` (reverb
+        the U-Net predicts the process's regression target. ``target_phase``: ``own`` (the
+        target's spectrogram as it is) or ``source`` (the target's magnitudes with the physical
+        estimate's phase, :func:`with_phase_of`: only magnitudes are regressed). Returns ``room``, ``rir`` (reverb
         only), ``estimate`` ``(B, T)``, ``source``/``target`` spectrograms of the crop, the U-Net
         ``output``, what it should have been (``want``) and the one-step ``refined`` spectrogram.
         """
@@ -150,6 +153,8 @@ class MVSDNet(nn.Module):
             estimate[:, off : off + n]
         ).detach()  # the flow refines; the room is taught by its own losses
         given_spec, target_spec = spec(given[:, off : off + n]), spec(target[:, off : off + n])
+        if target_phase == "source":
+            target_spec = with_phase_of(target_spec, source)
         b = given.shape[0]
         t = process.sample_times(b, given.device, generator)
         if start_fraction > 0 and process.name == "flow":
@@ -168,3 +173,12 @@ class MVSDNet(nn.Module):
             "want": want,
             "refined": process.estimate_target(x_t, t, output, source),
         }
+
+
+def with_phase_of(magnitude_from: torch.Tensor, phase_from: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """``(B, 2, F, N)`` (real, imag) spectrograms -> the magnitudes of ``magnitude_from`` with the
+    phases of ``phase_from`` (0 where ``phase_from`` is 0). Works on compressed spectrograms too:
+    compression changes magnitudes, not phases."""
+    mag = magnitude_from.pow(2).sum(1, keepdim=True).add(eps).sqrt()
+    unit = phase_from / phase_from.pow(2).sum(1, keepdim=True).add(eps).sqrt()
+    return mag * unit

@@ -84,7 +84,7 @@ def compute_losses(
         m = kind_mask(batch, LEARNS_FROM[name], device)
         if not m.any():
             continue
-        out = conv.net(conv.process, wave[src][m], wave[tgt][m], image[m], crop, gen, cfg.start_fraction)
+        out = conv.net(conv.process, wave[src][m], wave[tgt][m], image[m], crop, gen, cfg.start_fraction, cfg.target_phase[name])
         terms[f"{name}/diffusion"] = diffusion_loss(out)
         terms[f"{name}/style"] = style_loss(out["refined"], out["target"])
         if name == "dereverb" and cfg.lambdas.get("sisdr", 0) > 0:
@@ -107,7 +107,7 @@ def compute_losses(
     if cfg.lambdas.get("cycle", 0) > 0:
         paired = kind_mask(batch, ("paired",), device)
         off, n = crop
-        for first, conv2, orig in (("reverb", d, "clean"), ("dereverb", r, "reverb")):
+        for first, second, conv2, orig in (("reverb", "dereverb", d, "clean"), ("dereverb", "reverb", r, "reverb")):
             if first not in outs or not paired.any():
                 continue
             m, out = outs[first]
@@ -116,7 +116,7 @@ def compute_losses(
                 continue
             mid = conv2.stft.inverse(out["refined"][keep], n)
             target = wave[orig][m][keep][:, off : off + n]
-            back = conv2.net(conv2.process, mid, target, image[m][keep], (0, n), gen, cfg.start_fraction)
+            back = conv2.net(conv2.process, mid, target, image[m][keep], (0, n), gen, cfg.start_fraction, cfg.target_phase[second])
             terms[f"cycle/{orig}"] = style_loss(back["refined"], back["target"])
     total = sum(cfg.lambdas.get(loss_family(k), 0.0) * v for k, v in terms.items())
     terms["total"] = total if torch.is_tensor(total) else torch.zeros((), device=device)
