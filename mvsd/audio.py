@@ -62,6 +62,11 @@ class Spectrogram:
     __call__ = forward
 
 
+def magnitude(spec: torch.Tensor) -> torch.Tensor:
+    """``(B, 2, F, N)`` (real, imag) -> ``(B, F, N)`` magnitude."""
+    return torch.sqrt(spec[:, 0] ** 2 + spec[:, 1] ** 2 + 1e-12)
+
+
 # |z|^2 floor of the rescaling: far below any audible bin (a 2.56 s clip at -25 dBFS has bins of
 # |z|^2 ~ 1e-3..1e2), but it keeps the gradient finite where a bin is exactly zero (|z| and its
 # angle have no derivative there, and training once produced NaN weights from it).

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from mvsd.audio import magnitude
+
 ENVELOPE_FFT, ENVELOPE_HOP, ENVELOPE_BANDS = 512, 256, 16
 ENVELOPE_RANGE_DB = 60.0  # below the target's loudest cell by more than this: not compared
 
@@ -39,11 +41,6 @@ def sisdr_loss(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     s = (e * r).sum(-1, keepdim=True) / (r.pow(2).sum(-1, keepdim=True) + 1e-8) * r
     ratio = (s.pow(2).sum(-1) + 1e-8) / ((e - s).pow(2).sum(-1) + 1e-8)
     return -(10.0 * torch.log10(ratio)).mean() / 10.0
-
-
-def magnitude(spec: torch.Tensor) -> torch.Tensor:
-    """``(B, 2, F, N)`` (real, imag) -> ``(B, F, N)`` magnitude."""
-    return torch.sqrt(spec[:, 0] ** 2 + spec[:, 1] ** 2 + 1e-12)
 
 
 def envelope_db(audio: torch.Tensor) -> torch.Tensor:

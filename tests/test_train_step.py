@@ -226,7 +226,7 @@ def test_with_phase_of_takes_magnitudes_from_one_and_phases_from_the_other():
 
 def test_target_phase_source_regresses_the_estimates_phase(params):
     """train.target_phase=source: the flow's target has the target's magnitudes and the physical
-    estimate's phase; the one-step refined output at t = 1 is that target."""
+    estimate's phase (own keeps the target's phase); the losses stay finite."""
     p = dataclasses.replace(params.train, target_phase={"reverb": "own", "dereverb": "source"})
     state = TrainState.new(params.model, p)
     b = batch(["paired", "paired"])

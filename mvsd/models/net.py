@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from mvsd import rng
-from mvsd.audio import Spectrogram, StftConfig
+from mvsd.audio import Spectrogram, StftConfig, magnitude
 from mvsd.config import ModelConfig, SizeConfig
 from mvsd.models.room import Room, RoomHead, dereverb_estimate, reverb_estimate
 from mvsd.models.unet import UNet, UNetConfig
@@ -175,10 +175,8 @@ class MVSDNet(nn.Module):
         }
 
 
-def with_phase_of(magnitude_from: torch.Tensor, phase_from: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+def with_phase_of(magnitude_from: torch.Tensor, phase_from: torch.Tensor) -> torch.Tensor:
     """``(B, 2, F, N)`` (real, imag) spectrograms -> the magnitudes of ``magnitude_from`` with the
     phases of ``phase_from`` (0 where ``phase_from`` is 0). Works on compressed spectrograms too:
     compression changes magnitudes, not phases."""
-    mag = magnitude_from.pow(2).sum(1, keepdim=True).add(eps).sqrt()
-    unit = phase_from / phase_from.pow(2).sum(1, keepdim=True).add(eps).sqrt()
-    return mag * unit
+    return magnitude(magnitude_from).unsqueeze(1) * (phase_from / magnitude(phase_from).unsqueeze(1))
