@@ -80,8 +80,11 @@ class PesqHelper:
         pipe = self._proc.stdin
         try:
             while (job := self._queue.get()) is not None:
+                pair = self._pairs.get(job)
+                if pair is None or not self._alive:  # the helper died: ``result`` computes it here
+                    continue
                 try:
-                    r, d = _pair(*self._pairs[job])
+                    r, d = _pair(*pair)
                 except ValueError:  # lengths too different: ``result`` raises pesq_wb's error
                     self._answer(job, ERROR, float("nan"))
                     continue
