@@ -245,6 +245,11 @@ def make_pseudo_pairs(
                 batch_size=1,
                 compute=ray.data.ActorPoolStrategy(size=p.workers),
                 num_cpus=p.threads,
+                # Ray Data restarts a dead actor by default, and Ray's core worker then prints an
+                # error line on every run (the pool's constructor arguments sit in the object
+                # store: ray-project/ray#53727). A chunk whose actor dies fails the command
+                # instead; run it again and it resumes from the chunks already written.
+                max_restarts=0,
             )
             for _ in chunks.iter_batches(batch_size=1):
                 advance(1)
