@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -239,18 +240,22 @@ def make_pseudo_pairs(
             ds = ray.data.from_items(
                 [{"task": _task_to_json(t)} for t in todo], override_num_blocks=len(todo)
             )
-            chunks = ds.map_batches(
-                ChunkMaker,
-                fn_constructor_args=(dataset, round_dir, str(out), to_dict(params), k),
-                batch_size=1,
-                compute=ray.data.ActorPoolStrategy(size=p.workers),
-                num_cpus=p.threads,
-                # Ray Data restarts a dead actor by default, and Ray's core worker then prints an
-                # error line on every run (the pool's constructor arguments sit in the object
-                # store: ray-project/ray#53727). A chunk whose actor dies fails the command
-                # instead; run it again and it resumes from the chunks already written.
-                max_restarts=0,
-            )
+            # Ray Data restarts a dead actor by default, and Ray's core worker then prints an
+            # error line on every run (the pool's constructor arguments sit in the object store:
+            # ray-project/ray#53727). A chunk whose actor dies fails the command instead; run it
+            # again and it resumes from the chunks already written. max_restarts is one of the
+            # extra remote args Ray deprecates (removal announced for Ray 2.64, hence the pin in
+            # pyproject.toml) without a named replacement yet: its warning is not the user's.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+                chunks = ds.map_batches(
+                    ChunkMaker,
+                    fn_constructor_args=(dataset, round_dir, str(out), to_dict(params), k),
+                    batch_size=1,
+                    compute=ray.data.ActorPoolStrategy(size=p.workers),
+                    num_cpus=p.threads,
+                    max_restarts=0,
+                )
             for _ in chunks.iter_batches(batch_size=1):
                 advance(1)
     consolidate(out, tasks, f"pseudo-round{k}", params.shards)
