@@ -243,19 +243,15 @@ def make_pseudo_pairs(
             # Ray Data restarts a dead actor by default, and Ray's core worker then prints an
             # error line on every run (the pool's constructor arguments sit in the object store:
             # ray-project/ray#53727). A chunk whose actor dies fails the command instead; run it
-            # again and it resumes from the chunks already written. max_restarts is one of the
-            # extra remote args Ray deprecates (removal announced for Ray 2.64, hence the pin in
-            # pyproject.toml) without a named replacement yet: its warning is not the user's.
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
-                chunks = ds.map_batches(
-                    ChunkMaker,
-                    fn_constructor_args=(dataset, round_dir, str(out), to_dict(params), k),
-                    batch_size=1,
-                    compute=ray.data.ActorPoolStrategy(size=p.workers),
-                    num_cpus=p.threads,
-                    max_restarts=0,
-                )
+            # again and it resumes from the chunks already written.
+            chunks = ds.map_batches(
+                ChunkMaker,
+                fn_constructor_args=(dataset, round_dir, str(out), to_dict(params), k),
+                batch_size=1,
+                compute=ray.data.ActorPoolStrategy(size=p.workers),
+                num_cpus=p.threads,
+                max_restarts=0,
+            )
             for _ in chunks.iter_batches(batch_size=1):
                 advance(1)
     consolidate(out, tasks, f"pseudo-round{k}", params.shards)
@@ -277,7 +273,11 @@ def _quiet_ray_data() -> Iterator[None]:
     finished = DropHarmless("execution finished in")
     done.addFilter(finished)
     try:
-        yield
+        with warnings.catch_warnings():
+            # max_restarts (above) is one of the extra remote args Ray deprecates without a named
+            # replacement yet (removal announced for Ray 2.64, hence the pin in pyproject.toml)
+            warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+            yield
     finally:
         ctx.enable_progress_bars, ctx.print_on_execution_start = saved
         note.removeFilter(drop)
